@@ -1,0 +1,185 @@
+/**
+ * Valid resources → the versioned Snapshot workers run on. Everything a worker would
+ * otherwise work out per request is settled here: service references resolved, splits
+ * merged, defaults filled, policies sorted, URLs split, header names lowercased.
+ *
+ * Only runs on input that passed every check; it does not re-validate.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto'
+import path from 'node:path'
+import { POLICY_SCHEMAS } from '../worker/policies/schemas.js'
+import { normaliseCidr, parseAdminAddress, parseEndpointUrl, parseListenAddress } from './address.js'
+import { DEFAULTS } from './defaults.js'
+import type { ApiInstance, PolicyEntry } from './kinds/api-instance.js'
+import type { ConfigurationSpec } from './kinds/configuration.js'
+import type { Rule } from './kinds/common.js'
+import type { Endpoint, ServiceSpec } from './kinds/service.js'
+import { ruleSnap, serviceNameOf, splitGroups } from './routes.js'
+import type {
+  ApiSnap, EndpointSnap, HostSnap, ListenerSnap, PolicySnap, RouteSnap, ServiceSnap, Snapshot,
+} from './snapshot.js'
+import type { Resources } from './validate.js'
+
+export interface CompileOptions {
+  /** Relative file paths in the config (TLS files, log directory) resolve against it. */
+  baseDir: string
+}
+
+export function compile(r: Resources, opts: CompileOptions): Snapshot {
+  const known = new Map(r.services.map((s) => [s.value.metadata.name, s.value.spec]))
+  const services = new Map<string, ServiceSnap>()
+  const listeners = new Map<string, ListenerSnap>()
+
+  for (const { value: api } of r.apis) {
+    const addr = parseListenAddress(api.spec.address)
+    if ('error' in addr) throw new Error(`unchecked address ${api.spec.address}`)
+    const key = `${addr.host}\0${addr.port}`
+    let listener = listeners.get(key)
+    if (!listener) {
+      listener = { host: addr.host, port: addr.port, tls: null, apis: [] }
+      listeners.set(key, listener)
+    }
+    const tls = api.spec.tls
+    if (tls) {
+      listener.tls = {
+        certFile: path.resolve(opts.baseDir, tls.certFile),
+        keyFile: path.resolve(opts.baseDir, tls.keyFile),
+        ...(tls.passphrase !== undefined ? { passphrase: tls.passphrase } : {}),
+      }
+    }
+    // Only referenced services get a snapshot entry: each one costs pools and probes.
+    for (const [serviceKey, entry] of Object.entries(api.spec.services)) {
+      const name = serviceNameOf(api.metadata.name, serviceKey, entry)
+      if (services.has(name)) continue
+      const spec = entry.service !== undefined
+        ? known.get(entry.service)!
+        : { endpoints: entry.endpoints ?? [entry.address!] }
+      services.set(name, serviceSnap(name, spec))
+    }
+    const bindings = r.bindings
+      .filter((b) => b.value.spec.targetRef.name === api.metadata.name)
+      .map((b) => policySnap(b.value.spec, `PolicyBinding ${b.value.metadata.name}`))
+    listener.apis.push(apiSnap(api, addr.basePath, bindings))
+  }
+
+  for (const l of listeners.values()) {
+    // Longest first so the worker's first prefix match is the most specific one.
+    l.apis.sort((a, b) => b.basePath.length - a.basePath.length || (a.basePath < b.basePath ? -1 : 1))
+  }
+  const body = {
+    host: hostSnap(r.configs[0]?.value.spec ?? {}, opts),
+    listeners: [...listeners.values()].sort((a, b) => a.port - b.port || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0)),
+    services: Object.fromEntries([...services.entries()].sort(([a], [b]) => (a < b ? -1 : 1))),
+  }
+  const version = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16)
+  return deepFreeze({ version, ...body })
+}
+
+function apiSnap(api: ApiInstance, basePath: string, bindings: PolicySnap[]): ApiSnap {
+  const name = api.metadata.name
+  const routes: RouteSnap[] = []
+  for (const g of splitGroups(api.spec)) {
+    const first = g.members[0]!
+    routes.push({
+      id: `${name}/${first.serviceKey}#${first.index}`,
+      rules: g.rules,
+      // A 0% member is a route being drained: keep it in config, send it nothing.
+      targets: g.members
+        .filter((m) => m.route.weight !== 0)
+        .map((m) => ({ service: serviceNameOf(name, m.serviceKey, api.spec.services[m.serviceKey]!), weight: m.route.weight ?? 100 })),
+    })
+  }
+  const own = (api.spec.policies ?? []).map((p, i) => policySnap(p, `ApiInstance ${name} policies[${i}]`))
+  return {
+    name,
+    basePath,
+    maxRequestBodyBytes: api.spec.maxRequestBodyBytes ?? DEFAULTS.api.maxRequestBodyBytes,
+    preserveHost: api.spec.preserveHost ?? DEFAULTS.api.preserveHost,
+    routes,
+    // Array#sort is stable: equal orders keep ApiInstance-then-binding declaration order.
+    policies: [...own, ...bindings].sort((a, b) => a.order - b.order),
+  }
+}
+
+function policySnap(p: Pick<PolicyEntry, 'policyRef' | 'order' | 'rules' | 'config'>, source: string): PolicySnap {
+  const name = p.policyRef.name
+  return {
+    name,
+    order: p.order ?? POLICY_SCHEMAS[name]?.order ?? DEFAULTS.policyOrder,
+    source,
+    rules: (p.rules ?? []).map((r: Rule) => ruleSnap(r)),
+    config: p.config ?? {},
+  }
+}
+
+function serviceSnap(name: string, spec: Partial<ServiceSpec> & { endpoints: Endpoint[] }): ServiceSnap {
+  const D = DEFAULTS.service
+  const passive = spec.healthChecks?.passive
+  const active = spec.healthChecks?.active
+  return {
+    name,
+    endpoints: spec.endpoints.map(endpointSnap),
+    loadBalancing: spec.loadBalancing ?? D.loadBalancing,
+    connectTimeoutMs: spec.timeouts?.connectMs ?? D.connectMs,
+    responseTimeoutMs: spec.timeouts?.responseMs ?? D.responseMs,
+    retries: spec.retries ?? D.retries,
+    keepAliveTimeoutMs: spec.keepAliveTimeoutMs ?? D.keepAliveTimeoutMs,
+    connectionsPerEndpoint: spec.connectionsPerEndpoint ?? D.connectionsPerEndpoint,
+    passiveHealth: {
+      consecutiveFailures: passive?.consecutiveFailures ?? D.passive.consecutiveFailures,
+      baseEjectionMs: passive?.baseEjectionMs ?? D.passive.baseEjectionMs,
+      maxEjectionMs: passive?.maxEjectionMs ?? D.passive.maxEjectionMs,
+    },
+    activeHealth: active
+      ? {
+          path: active.path,
+          intervalMs: active.intervalMs ?? D.active.intervalMs,
+          timeoutMs: active.timeoutMs ?? D.active.timeoutMs,
+          healthyThreshold: active.healthyThreshold ?? D.active.healthyThreshold,
+          unhealthyThreshold: active.unhealthyThreshold ?? D.active.unhealthyThreshold,
+          expectedStatus: active.expectedStatus ? [active.expectedStatus[0], active.expectedStatus[1]] : [...D.active.expectedStatus],
+        }
+      : null,
+  }
+}
+
+function endpointSnap(ep: Endpoint): EndpointSnap {
+  const url = typeof ep === 'string' ? ep : ep.url
+  const parsed = parseEndpointUrl(url)
+  if ('error' in parsed) throw new Error(`unchecked endpoint ${url}`)
+  return { origin: parsed.origin, pathPrefix: parsed.pathPrefix, weight: typeof ep === 'string' ? DEFAULTS.service.endpointWeight : ep.weight ?? DEFAULTS.service.endpointWeight }
+}
+
+function hostSnap(c: ConfigurationSpec, opts: CompileOptions): HostSnap {
+  const H = DEFAULTS.host
+  const admin = parseAdminAddress(c.admin?.address ?? H.adminAddress)
+  if ('error' in admin) throw new Error('unchecked admin address')
+  return {
+    workers: c.workers ?? H.workers,
+    admin: { host: admin.host, port: admin.port, token: c.admin?.token ?? null },
+    drainTimeoutMs: c.drainTimeoutMs ?? H.drainTimeoutMs,
+    heartbeatIntervalMs: c.heartbeat?.intervalMs ?? H.heartbeatIntervalMs,
+    heartbeatMisses: c.heartbeat?.misses ?? H.heartbeatMisses,
+    watch: c.watch ?? H.watch,
+    logLevel: c.logging?.runtimeLogs?.logLevel ?? H.logLevel,
+    accessLogs: c.logging?.accessLogs?.enabled ?? H.accessLogs,
+    logDirectory: c.logging?.directory !== undefined ? path.resolve(opts.baseDir, c.logging.directory) : null,
+    // Canonical "addr/prefix" so the worker parses one form only.
+    trustedProxies: (c.trustedProxies ?? []).map((s) => normaliseCidr(s)!),
+    limits: {
+      maxUrlBytes: c.limits?.maxUrlBytes ?? H.limits.maxUrlBytes,
+      maxHeaderBytes: c.limits?.maxHeaderBytes ?? H.limits.maxHeaderBytes,
+      maxHeaderCount: c.limits?.maxHeaderCount ?? H.limits.maxHeaderCount,
+    },
+  }
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v)
+    for (const x of Object.values(v)) deepFreeze(x)
+  }
+  return v
+}

@@ -1,0 +1,39 @@
+/**
+ * Every default of every resource kind, in one table. The schemas show them as
+ * `default:` annotations (documentation); compile.ts applies them. Validation does not
+ * insert them: a value the user did not write must not look written (e.g. a Service
+ * setting next to `service:` would then be indistinguishable from a user's mistake).
+ *
+ * @module
+ */
+
+export const DEFAULTS = {
+  api: {
+    maxRequestBodyBytes: 16 * 1024 * 1024,
+    preserveHost: false,
+  },
+  service: {
+    loadBalancing: 'round-robin',
+    connectMs: 2000,
+    responseMs: 15000,
+    retries: 1,
+    keepAliveTimeoutMs: 4000,
+    connectionsPerEndpoint: 128,
+    endpointWeight: 1,
+    passive: { consecutiveFailures: 5, baseEjectionMs: 10_000, maxEjectionMs: 300_000 },
+    active: { intervalMs: 5000, timeoutMs: 2000, healthyThreshold: 2, unhealthyThreshold: 3, expectedStatus: [200, 399] },
+  },
+  /** Registry entries carry their own order; this is for a policy without one. */
+  policyOrder: 50,
+  host: {
+    workers: 'auto',
+    logLevel: 'info',
+    accessLogs: true,
+    adminAddress: 'http://127.0.0.1:9901',
+    drainTimeoutMs: 25_000,
+    heartbeatIntervalMs: 1000,
+    heartbeatMisses: 5,
+    watch: false,
+    limits: { maxUrlBytes: 8192, maxHeaderBytes: 16_384, maxHeaderCount: 100 },
+  },
+} as const

@@ -1,0 +1,152 @@
+/**
+ * The compiled config snapshot: plain JSON, the only thing a worker receives from the
+ * config pipeline. Everything that can be resolved at compile time is resolved here
+ * (service references, defaults, weights, sorted policies), so workers only build
+ * regexes and pools from it.
+ *
+ * Regexes are kept as source strings (JSON cannot carry RegExp); the worker anchors and
+ * compiles them once per snapshot.
+ *
+ * @module
+ */
+
+/** One match rule. Every present field must match; absent fields match anything. */
+export interface RuleSnap {
+  /** Regex source, matched anchored (^...$) against the path after the base path. */
+  path?: string
+  /** Regex source over the method, anchored, e.g. "GET|POST". */
+  methods?: string
+  /** Regex source over the Host header (without port), anchored. */
+  host?: string
+  /** Lowercase header name → regex source, anchored. A missing header never matches. */
+  headers?: Record<string, string>
+}
+
+export interface RouteTargetSnap {
+  /** Key into Snapshot.services. */
+  service: string
+  /** Relative weight; > 0. */
+  weight: number
+}
+
+export interface RouteSnap {
+  /** Stable id for metrics/logs: `${api}/${serviceKey}#${index}`. */
+  id: string
+  /** Any rule matching selects the route. Empty list = match everything. */
+  rules: RuleSnap[]
+  /** Weighted split. One entry when there is no split. */
+  targets: RouteTargetSnap[]
+}
+
+export interface PolicySnap {
+  /** Registry name, e.g. "cors". */
+  name: string
+  /** Lower runs first. */
+  order: number
+  /** Where it came from, for logs: "ApiInstance orders policies[0]" or "PolicyBinding orders-jwt". */
+  source: string
+  /** Only requests matching one of these rules; empty = every request of the target. */
+  rules: RuleSnap[]
+  /** Validated policy config (schema of the policy). Secrets already substituted. */
+  config: unknown
+}
+
+export interface ApiSnap {
+  name: string
+  /** Normalised base path: "" for root, else "/x/y" without trailing slash. */
+  basePath: string
+  maxRequestBodyBytes: number
+  /** Forward the client's Host header instead of the endpoint's. */
+  preserveHost: boolean
+  routes: RouteSnap[]
+  /** Sorted by order (stable). */
+  policies: PolicySnap[]
+}
+
+export interface TlsSnap {
+  certFile: string
+  keyFile: string
+  passphrase?: string
+}
+
+export interface ListenerSnap {
+  /** "0.0.0.0", "127.0.0.1", "::" ... */
+  host: string
+  port: number
+  tls: TlsSnap | null
+  /** Sorted longest basePath first, so the first prefix match is the most specific. */
+  apis: ApiSnap[]
+}
+
+export interface EndpointSnap {
+  /** "http://10.0.0.5:8080" origin (scheme://host:port), no path. */
+  origin: string
+  /** Path prefix of the endpoint URL, "" or "/base" (no trailing slash). */
+  pathPrefix: string
+  weight: number
+}
+
+export interface PassiveHealthSnap {
+  /** Consecutive failures that eject an endpoint; 0 disables passive ejection. */
+  consecutiveFailures: number
+  baseEjectionMs: number
+  maxEjectionMs: number
+}
+
+export interface ActiveHealthSnap {
+  path: string
+  intervalMs: number
+  timeoutMs: number
+  healthyThreshold: number
+  unhealthyThreshold: number
+  /** Status codes counted as healthy: [min, max] inclusive. */
+  expectedStatus: [number, number]
+}
+
+export interface ServiceSnap {
+  name: string
+  endpoints: EndpointSnap[]
+  loadBalancing: 'round-robin' | 'least-request'
+  connectTimeoutMs: number
+  responseTimeoutMs: number
+  /** Extra attempts on another endpoint, only for idempotent methods and unsent requests. */
+  retries: number
+  keepAliveTimeoutMs: number
+  connectionsPerEndpoint: number
+  passiveHealth: PassiveHealthSnap
+  activeHealth: ActiveHealthSnap | null
+}
+
+export interface LimitsSnap {
+  /** Max request-target (path + query) bytes → 414 beyond. */
+  maxUrlBytes: number
+  /** Max header section bytes (names + values) → 431 beyond. */
+  maxHeaderBytes: number
+  /** Max header count → 431 beyond. */
+  maxHeaderCount: number
+}
+
+export interface HostSnap {
+  /** Resolved worker count (`auto` resolved by the primary at start, not here). */
+  workers: number | 'auto'
+  admin: { host: string; port: number; token: string | null }
+  drainTimeoutMs: number
+  heartbeatIntervalMs: number
+  /** Missed heartbeats tolerated before a worker is replaced as hung. */
+  heartbeatMisses: number
+  watch: boolean
+  logLevel: 'debug' | 'info' | 'warn' | 'error'
+  accessLogs: boolean
+  logDirectory: string | null
+  /** CIDRs whose X-Forwarded-For we append to; others get theirs replaced. */
+  trustedProxies: string[]
+  limits: LimitsSnap
+}
+
+export interface Snapshot {
+  /** Content hash of everything below (hex, 16 chars). */
+  version: string
+  host: HostSnap
+  listeners: ListenerSnap[]
+  services: Record<string, ServiceSnap>
+}

@@ -1,0 +1,191 @@
+/**
+ * The primary process: load and validate the config directory, fork and supervise the
+ * workers, serve the admin API, talk to systemd, and turn signals into reloads and
+ * drains. It holds no request state and never proxies.
+ *
+ *   SIGHUP / POST /reload / file change (watch) → reload in place
+ *   SIGTERM / SIGINT → STOPPING=1, workers drain (close listeners, finish in flight), exit 0
+ *
+ * @module
+ */
+import fs from 'node:fs'
+import type http from 'node:http'
+import { loadConfigDir, formatConfigError, redact } from '../config/load.js'
+import type { Snapshot } from '../config/snapshot.js'
+import { createLogger, type Logger } from '../telemetry/runtime-log.js'
+import { startAdminServer } from './admin-server.js'
+import { allowedCpus } from './cpu-affinity.js'
+import { createNotifier, type Notifier } from './sd-notify.js'
+import { Supervisor } from './supervisor.js'
+
+export interface GatewayOptions {
+  configDir: string
+  /** Overrides Configuration.spec.admin (tests run several gateways side by side). */
+  adminPort?: number
+}
+
+type ReloadResult = { ok: true; version: string; changed: boolean } | { ok: false; errors: string[] }
+
+export class Gateway {
+  private supervisor!: Supervisor
+  private admin: http.Server | null = null
+  private secrets: string[] = []
+  private reloading: Promise<ReloadResult> | null = null
+  private watcher: fs.FSWatcher | null = null
+  private watchdog: NodeJS.Timeout | null = null
+  private stopping = false
+  private readonly startedAt = Date.now()
+  readonly log: Logger = createLogger('primary')
+  readonly notify: Notifier
+
+  constructor(private readonly opts: GatewayOptions) {
+    this.notify = createNotifier(process.env, (level, code, msg) => this.log[level](code, msg))
+  }
+
+  /** Returns false (after logging why) when the gateway could not start. */
+  async start(): Promise<boolean> {
+    const loaded = await loadConfigDir(this.opts.configDir)
+    if (!loaded.ok) {
+      for (const e of loaded.errors) this.log.error('GH_ERR_CONFIG_INVALID', formatConfigError(e))
+      return false
+    }
+    const snap = loaded.snapshot
+    this.secrets = loaded.secrets
+    this.log.setLevel(snap.host.logLevel)
+    const cpus = allowedCpus()
+    const workers = snap.host.workers === 'auto' ? cpus.length : snap.host.workers
+    this.supervisor = new Supervisor({
+      workers,
+      cpus,
+      heartbeatIntervalMs: snap.host.heartbeatIntervalMs,
+      heartbeatMisses: snap.host.heartbeatMisses,
+      log: this.log,
+      onChange: () => this.onWorkersChanged(),
+    })
+    const adminPort = this.opts.adminPort ?? snap.host.admin.port
+    this.admin = await startAdminServer(snap.host.admin.host, adminPort, snap.host.admin.token, {
+      ready: () => this.readiness(),
+      status: () => this.statusDoc(),
+      config: () => this.configDoc(),
+      reload: () => this.reload(),
+    })
+    const ok = await this.supervisor.start(snap)
+    if (!ok) {
+      this.log.error('GH_ERR_WORKER_START', 'not every worker could start with the configuration')
+      await this.supervisor.stop(1000)
+      this.admin.close()
+      return false
+    }
+    this.log.info('GH_STARTED', `serving config ${snap.version} with ${workers} workers; admin on ${snap.host.admin.host}:${adminPort}`)
+    this.notify.ready(this.statusLine())
+    const every = this.notify.watchdogIntervalMs()
+    if (every !== null) {
+      this.watchdog = setInterval(() => { if (this.supervisor.healthy()) this.notify.watchdog() }, every)
+    }
+    if (snap.host.watch) this.startWatch()
+    process.on('SIGHUP', () => { void this.reload() })
+    process.on('SIGTERM', () => { void this.stop('SIGTERM') })
+    process.on('SIGINT', () => { void this.stop('SIGINT') })
+    return true
+  }
+
+  /** Validate the whole directory, then swap it in on every worker; never half-applied. */
+  reload(): Promise<ReloadResult> {
+    // Reloads are serialised: a second request while one runs waits for it, then runs.
+    const run = async (): Promise<ReloadResult> => {
+      this.notify.reloading('reloading configuration')
+      try {
+        const loaded = await loadConfigDir(this.opts.configDir)
+        if (!loaded.ok) {
+          const errors = loaded.errors.map(formatConfigError)
+          for (const e of errors) this.log.error('GH_ERR_CONFIG_INVALID', e)
+          this.log.error('GH_ERR_RELOAD_FAILED', `reload rejected (${errors.length} errors); still serving ${this.supervisor.currentSnapshot?.version}`)
+          return { ok: false, errors }
+        }
+        const snap = loaded.snapshot
+        if (snap.version === this.supervisor.currentSnapshot?.version) return { ok: true, version: snap.version, changed: false }
+        this.warnRestartOnly(snap)
+        const r = await this.supervisor.apply(snap)
+        if (!r.ok) {
+          this.log.error('GH_ERR_RELOAD_FAILED', `reload rolled back: ${r.error}`)
+          return { ok: false, errors: [r.error] }
+        }
+        this.secrets = loaded.secrets
+        this.log.setLevel(snap.host.logLevel)
+        this.log.info('GH_RELOADED', `now serving config ${snap.version}`)
+        return { ok: true, version: snap.version, changed: true }
+      } finally {
+        this.notify.ready(this.statusLine())
+      }
+    }
+    const prev = this.reloading ?? Promise.resolve(null)
+    const next = prev.then(run, run)
+    this.reloading = next
+    return next
+  }
+
+  async stop(reason: string): Promise<void> {
+    if (this.stopping) return
+    this.stopping = true
+    const snap = this.supervisor.currentSnapshot
+    const drainMs = snap?.host.drainTimeoutMs ?? 25_000
+    this.log.info('GH_STOPPING', `${reason}: draining workers (up to ${drainMs} ms)`)
+    this.notify.stopping(`draining (${reason})`)
+    if (this.watchdog !== null) clearInterval(this.watchdog)
+    this.watcher?.close()
+    await this.supervisor.stop(drainMs)
+    this.admin?.close()
+    this.notify.close()
+    this.log.info('GH_STOPPED', 'all workers drained')
+    process.exit(0)
+  }
+
+  private warnRestartOnly(next: Snapshot): void {
+    const cur = this.supervisor.currentSnapshot
+    if (cur === null) return
+    const a = cur.host
+    const b = next.host
+    if (a.workers !== b.workers || a.admin.host !== b.admin.host || a.admin.port !== b.admin.port || a.admin.token !== b.admin.token) {
+      this.log.warn('GH_WRN_RESTART_REQUIRED', 'workers and admin settings change only on restart; the rest was reloaded')
+    }
+  }
+
+  private startWatch(): void {
+    let timer: NodeJS.Timeout | null = null
+    this.watcher = fs.watch(this.opts.configDir, () => {
+      // Editors write in several steps; reload once things settle.
+      if (timer !== null) clearTimeout(timer)
+      timer = setTimeout(() => { timer = null; void this.reload() }, 300)
+    })
+  }
+
+  private onWorkersChanged(): void {
+    if (!this.stopping) this.notify.status(this.statusLine())
+  }
+
+  private statusLine(): string {
+    const s = this.supervisor
+    return `${s.readyCount()} workers ready, config ${s.currentSnapshot?.version ?? 'none'}`
+  }
+
+  private readiness(): { ready: boolean; reason: string } {
+    if (this.stopping) return { ready: false, reason: 'stopping' }
+    if (!this.supervisor.allReady()) return { ready: false, reason: 'not every worker serves the current config' }
+    return { ready: true, reason: 'ok' }
+  }
+
+  private statusDoc(): unknown {
+    return {
+      pid: process.pid,
+      uptimeMs: Date.now() - this.startedAt,
+      configVersion: this.supervisor.currentSnapshot?.version ?? null,
+      configDir: this.opts.configDir,
+      ready: this.readiness().ready,
+      workers: this.supervisor.status(),
+    }
+  }
+
+  private configDoc(): unknown {
+    return redact(this.supervisor.currentSnapshot, this.secrets)
+  }
+}

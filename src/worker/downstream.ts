@@ -1,0 +1,178 @@
+/**
+ * The client side of one exchange: a state machine around a uWS response. With uws.ts,
+ * the only code that calls `res`. Every method is safe to call in any state: after an
+ * abort or a finished response it is a no-op (STYLE.md §3.2, §3.14), because late
+ * callbacks (upstream data after a client abort, request body after an early answer)
+ * are normal, not bugs.
+ *
+ * Streaming: with a known length the body goes through `tryEnd(chunk, total)`, otherwise
+ * through chunked `write`. When uWS reports backpressure the producer is paused through
+ * `onBackpressure` and resumed from `onWritable` once the saved slice is out (§3.6).
+ *
+ * @module
+ */
+import type { UwsHttpResponse } from './uws.js'
+import { statusLine } from '../errors.js'
+
+export const enum DownState { Open = 0, Streaming = 1, Done = 2, Aborted = 3 }
+
+export interface DownstreamListener {
+  /** The client went away (or the connection was force-closed). */
+  onClientAbort(): void
+  /** The response is fully handed to uWS. */
+  onResponseDone(): void
+  /** Pause the producer (upstream) until `onDrain`. */
+  onBackpressure(): void
+  onDrain(): void
+}
+
+export type HeaderValue = string | Buffer
+
+export class Downstream {
+  state: DownState = DownState.Open
+  /** Total body bytes for tryEnd, or -1 for chunked. */
+  private total = -1
+  private pending: Buffer | null = null
+  private pendingOffset = 0
+  /** Set by the producer when its last chunk is queued while backpressured. */
+  private endAfterDrain = false
+  bytesOut = 0
+  closeConnection = false
+  status = 0
+  listener: DownstreamListener | null = null
+
+  constructor(readonly res: UwsHttpResponse) {
+    // One onAborted per response; everything fans out from here (§3.2).
+    res.onAborted(() => {
+      const wasLive = this.state !== DownState.Done
+      this.state = DownState.Aborted
+      this.pending = null
+      if (wasLive && this.listener !== null) this.listener.onClientAbort()
+    })
+  }
+
+  get live(): boolean { return this.state === DownState.Open || this.state === DownState.Streaming }
+  get headersSent(): boolean { return this.state !== DownState.Open }
+
+  /** A complete response with a small body, corked. */
+  respond(status: number, headers: HeaderValue[] | null, body: string | Buffer, contentType: string | null): void {
+    if (this.state !== DownState.Open) return
+    const res = this.res
+    this.status = status
+    this.state = DownState.Done
+    res.cork(() => {
+      res.writeStatus(statusLine(status))
+      if (contentType !== null) res.writeHeader('content-type', contentType)
+      if (headers !== null) for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i] as string, headers[i + 1]!)
+      if (this.closeConnection) res.writeHeader('connection', 'close')
+      res.end(body)
+    })
+    this.bytesOut += body.length
+    this.listener?.onResponseDone()
+  }
+
+  /**
+   * Writes status and headers; the body follows through `chunk`/`finish`.
+   * `contentLength` -1 means chunked. `noBody` (HEAD, 204, 304) ends right away, reporting
+   * the upstream's length for HEAD.
+   */
+  start(status: number, statusText: string | null, headers: HeaderValue[], contentLength: number, noBody: boolean): void {
+    if (this.state !== DownState.Open) return
+    const res = this.res
+    this.status = status
+    this.total = contentLength
+    res.cork(() => {
+      res.writeStatus(statusText ? `${status} ${statusText}` : statusLine(status))
+      for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i] as string, headers[i + 1]!)
+      if (this.closeConnection) res.writeHeader('connection', 'close')
+      if (noBody) {
+        this.state = DownState.Done
+        if (contentLength >= 0 && status !== 204 && status !== 304) res.endWithoutBody(contentLength)
+        else res.endWithoutBody()
+      } else if (contentLength === 0) {
+        this.state = DownState.Done
+        res.end()
+      } else {
+        this.state = DownState.Streaming
+      }
+    })
+    // (re-read: the cork callback changed it, which TS's narrowing cannot see)
+    if ((this.state as DownState) === DownState.Done) this.listener?.onResponseDone()
+    else res.onWritable(this.onWritable)
+  }
+
+  /** Sends one body chunk. Returns false when the producer must pause. */
+  chunk(buf: Buffer): boolean {
+    if (this.state !== DownState.Streaming) return true
+    const res = this.res
+    this.bytesOut += buf.length
+    let ok = true
+    let done = false
+    res.cork(() => {
+      if (this.total >= 0) {
+        const offset = res.getWriteOffset()
+        const r = res.tryEnd(buf, this.total)
+        ok = r[0]
+        done = r[1]
+        if (!ok && !done) { this.pending = buf; this.pendingOffset = offset }
+      } else {
+        ok = res.write(buf)
+      }
+    })
+    if (done) {
+      this.state = DownState.Done
+      this.listener?.onResponseDone()
+      return true
+    }
+    if (!ok) this.listener?.onBackpressure()
+    return ok
+  }
+
+  /** The producer has no more body. */
+  finish(): void {
+    if (this.state !== DownState.Streaming) return
+    if (this.pending !== null) { this.endAfterDrain = true; return }
+    const res = this.res
+    if (this.total >= 0) {
+      // tryEnd already ended the response when the last byte went out; arriving here with
+      // bytes missing means the upstream lied about its length: never a short 2xx.
+      this.abort()
+      return
+    }
+    this.state = DownState.Done
+    res.cork(() => { res.end() })
+    this.listener?.onResponseDone()
+  }
+
+  /** Hard close: the client sees a reset or a truncated chunked body, never a clean short response. */
+  abort(): void {
+    if (!this.live) return
+    this.state = DownState.Aborted
+    this.pending = null
+    this.res.close()
+  }
+
+  private onWritable = (offset: number): boolean => {
+    if (this.state !== DownState.Streaming) return true
+    const res = this.res
+    if (this.pending === null) {
+      // Chunked mode: uWS buffered the whole write; just let the producer go on.
+      this.listener?.onDrain()
+      return true
+    }
+    const slice = this.pending.subarray(offset - this.pendingOffset)
+    const [ok, done] = res.tryEnd(slice, this.total)
+    if (done) {
+      this.pending = null
+      this.state = DownState.Done
+      this.listener?.onResponseDone()
+      return true
+    }
+    if (ok) {
+      this.pending = null
+      if (this.endAfterDrain) { this.finish(); return true }
+      this.listener?.onDrain()
+    }
+    return ok
+  }
+}

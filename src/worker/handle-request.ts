@@ -1,0 +1,155 @@
+/**
+ * The per-request pipeline of a worker: copy the request out of uWS, enforce limits and
+ * framing, route, run the request phase, then proxy. Everything here runs for every
+ * request, so it allocates one Exchange, one header list and nothing avoidable: the
+ * header walk uses a module-level callback and scratch state instead of a per-request
+ * closure (uWS calls `forEach` synchronously, and a worker is single-threaded).
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto'
+import { isIPv6 } from 'node:net'
+import type { ErrorCode } from '../errors.js'
+import { Downstream } from './downstream.js'
+import { Exchange } from './exchange.js'
+import { HOP_BY_HOP, removeConnectionTokens, type HeaderList } from './headers.js'
+import { problem } from './local-response.js'
+import { RequestBody, UpstreamCall, sendLocal, type ExchangeHooks } from './proxy.js'
+import { findApi, selectRoute, type Runtime } from './runtime.js'
+import { runRequestPhase } from './chain.js'
+import type { LocalResponse } from './policies/types.js'
+import { remoteAddress, type RequestHandler, type UwsHttpRequest, type UwsHttpResponse } from './uws.js'
+
+export interface WorkerState {
+  runtime: Runtime | null
+  draining: boolean
+  inFlight: number
+  hooks: ExchangeHooks
+}
+
+// ── scratch state for the header walk (reset per request) ──
+let sHeaders: HeaderList = []
+let sBytes = 0
+let sCount = 0
+let sClCount = 0
+let sCl = ''
+let sTe: string | null = null
+let sHost = ''
+let sConnection: string | null = null
+let sXff: string | null = null
+let sXfProto: string | null = null
+let sRequestId: string | null = null
+
+function collectHeader(k: string, v: string): void {
+  sCount++
+  sBytes += k.length + v.length + 4
+  switch (k) {
+    case 'content-length': sClCount++; sCl = v; return
+    case 'transfer-encoding': sTe = sTe === null ? v : `${sTe}, ${v}`; return
+    case 'host': sHost = v; return
+    case 'connection': sConnection = v; return
+    case 'x-forwarded-for': sXff = v; return
+    case 'x-forwarded-proto': sXfProto = v; return
+    case 'x-forwarded-host': return
+    case 'x-request-id': sRequestId = v; break
+  }
+  if (HOP_BY_HOP.has(k)) return
+  sHeaders.push(k, v)
+}
+
+const DIGITS = /^[0-9]{1,15}$/
+
+function reject(down: Downstream, code: ErrorCode, detail?: string): void {
+  const r = problem(code, detail)
+  down.closeConnection = true
+  down.respond(r.status, r.headers, r.body, r.contentType)
+}
+
+export function makeRequestHandler(state: WorkerState, listenerKey: string): RequestHandler {
+  return function onRequest(res: UwsHttpResponse, req: UwsHttpRequest): void {
+    const down = new Downstream(res)
+    const rt = state.runtime
+    const lr = rt === null ? undefined : rt.listeners.get(listenerKey)
+    if (rt === null || lr === undefined) { reject(down, 'GH_ERR_DRAINING'); return }
+    if (state.draining) down.closeConnection = true
+
+    const method = req.getCaseSensitiveMethod()
+    const url = req.getUrl()
+    const query = req.getQuery()
+    sHeaders = []; sBytes = 0; sCount = 0; sClCount = 0; sCl = ''; sTe = null; sHost = ''
+    sConnection = null; sXff = null; sXfProto = null; sRequestId = null
+    req.forEach(collectHeader)
+    // Locals re-typed: TS cannot see that forEach's callback assigned the scratch state.
+    const headers = sHeaders
+    const te = sTe as string | null
+    const xff = sXff as string | null
+    const xfProto = sXfProto as string | null
+    const connection = sConnection as string | null
+    const limits = rt.limits
+
+    // ── limits and framing: nothing reaches an upstream past these ──
+    if (url.length + (query === '' ? 0 : query.length + 1) > limits.maxUrlBytes) { reject(down, 'GH_ERR_REQUEST_URI_TOO_LONG'); return }
+    if (sCount > limits.maxHeaderCount) { reject(down, 'GH_ERR_REQUEST_HEADERS_TOO_LARGE', `more than ${limits.maxHeaderCount} header fields`); return }
+    if (sBytes > limits.maxHeaderBytes) { reject(down, 'GH_ERR_REQUEST_HEADERS_TOO_LARGE', `header section larger than ${limits.maxHeaderBytes} bytes`); return }
+    let contentLength = 0
+    let hasBody = false
+    if (te !== null) {
+      if (sClCount > 0) { reject(down, 'GH_ERR_REQUEST_FRAMING', 'both Content-Length and Transfer-Encoding'); return }
+      if (te.trim().toLowerCase() !== 'chunked') { reject(down, 'GH_ERR_REQUEST_TE_UNSUPPORTED', 'only Transfer-Encoding: chunked is supported'); return }
+      contentLength = -1
+      hasBody = true
+    } else if (sClCount > 0) {
+      if (sClCount > 1) { reject(down, 'GH_ERR_REQUEST_FRAMING', 'more than one Content-Length'); return }
+      if (!DIGITS.test(sCl)) { reject(down, 'GH_ERR_REQUEST_FRAMING', 'invalid Content-Length'); return }
+      contentLength = Number(sCl)
+      hasBody = contentLength > 0
+      headers.push('content-length', sCl)
+    }
+
+    // ── routing ──
+    const api = findApi(lr, url)
+    if (api === null) { reject(down, 'GH_ERR_ROUTE_NOT_FOUND'); return }
+    if (contentLength > api.maxRequestBodyBytes) { reject(down, 'GH_ERR_REQUEST_BODY_TOO_LARGE', `limit is ${api.maxRequestBodyBytes} bytes`); return }
+
+    if (connection !== null) removeConnectionTokens(headers, connection)
+    const ip = remoteAddress(res)
+    const trusted = rt.trustedProxies !== null && rt.trustedProxies.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4')
+    headers.push('x-forwarded-for', trusted && xff !== null ? `${xff}, ${ip}` : ip)
+    headers.push('x-forwarded-proto', trusted && xfProto !== null ? xfProto : lr.proto)
+    headers.push('x-forwarded-host', sHost)
+    let requestId = sRequestId as string | null
+    if (requestId === null) { requestId = randomUUID(); headers.push('x-request-id', requestId) }
+    if (api.preserveHost) headers.push('host', sHost)
+
+    const ex = new Exchange(rt, down, method, url, query, headers, sHost, ip, requestId, contentLength, hasBody)
+    ex.api = api
+    ex.path = api.basePath === '' ? url : (url.slice(api.basePath.length) || '/')
+    state.inFlight++
+
+    // uWS hands body chunks right after this handler returns: the reader must exist now.
+    let call: UpstreamCall | null = null
+    const body = hasBody ? new RequestBody(res, ex, api.maxRequestBodyBytes, () => {
+      body!.destroy()
+      call?.cancel()
+      sendLocal(ex, problem('GH_ERR_REQUEST_BODY_TOO_LARGE', `limit is ${api.maxRequestBodyBytes} bytes`), state.hooks)
+    }) : null
+
+    if (!selectRoute(api, ex)) { sendLocal(ex, problem('GH_ERR_ROUTE_NOT_FOUND'), state.hooks); return }
+
+    const forward = (): void => {
+      if (!down.live) { state.hooks.done(ex, 'client-abort'); return }
+      const ep = ex.service!.pick(null)
+      if (ep === null) { sendLocal(ex, problem('GH_ERR_UPSTREAM_UNAVAILABLE'), state.hooks); return }
+      call = new UpstreamCall(ex, ep, body, state.hooks)
+      call.start(headers)
+    }
+
+    const chain = api.chain.request
+    if (chain === null) { forward(); return }
+    const r = runRequestPhase(chain, ex)
+    if (r === undefined) { forward(); return }
+    if (!(r instanceof Promise)) { sendLocal(ex, r, state.hooks); return }
+    r.then((v: LocalResponse | undefined) => (v === undefined ? forward() : sendLocal(ex, v, state.hooks)),
+      () => sendLocal(ex, problem('GH_ERR_POLICY_FAILED'), state.hooks))
+  }
+}

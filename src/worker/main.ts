@@ -1,0 +1,123 @@
+/**
+ * Worker entry (forked by the primary through node:cluster). Applies snapshots by
+ * building a Runtime beside the current one and swapping one reference; opens and closes
+ * only the listeners that changed; heartbeats so the primary can tell a hung worker; and
+ * drains on request: close listen sockets, finish in-flight exchanges, exit.
+ *
+ * @module
+ */
+import { isGhMessage, type ToPrimary, type SnapshotMsg } from '../ipc/protocol.js'
+import type { ListenerSnap } from '../config/snapshot.js'
+import { createLogger } from '../telemetry/runtime-log.js'
+import { makeRequestHandler, type WorkerState } from './handle-request.js'
+import { buildRuntime, listenerKey } from './runtime.js'
+import { UpstreamRegistry } from './upstream.js'
+import { closeListenSocket, listen, type ListenSocket } from './uws.js'
+
+const log = createLogger('worker')
+const upstreams = new UpstreamRegistry()
+const listeners = new Map<string, { token: ListenSocket; tlsKey: string }>()
+let heartbeat: NodeJS.Timeout | null = null
+let drainTimer: NodeJS.Timeout | null = null
+
+const state: WorkerState = {
+  runtime: null,
+  draining: false,
+  inFlight: 0,
+  hooks: {
+    done(ex, outcome) {
+      if (ex.ended) return
+      ex.ended = true
+      ex.outcome = outcome
+      state.inFlight--
+      if (state.draining && state.inFlight === 0) finishDrain(0)
+    },
+  },
+}
+
+function send(m: ToPrimary): void {
+  if (process.connected) process.send!(m)
+}
+
+function tlsKey(l: ListenerSnap): string {
+  return l.tls === null ? '' : JSON.stringify(l.tls)
+}
+
+async function applySnapshot(msg: SnapshotMsg): Promise<void> {
+  const snap = msg.snapshot
+  try {
+    const rt = buildRuntime(snap, upstreams)
+    // Open new listeners first, so a bind failure rejects the snapshot before anything changes.
+    const wanted = new Map(snap.listeners.map((l) => [listenerKey(l), l]))
+    const opened: string[] = []
+    for (const [key, l] of wanted) {
+      const cur = listeners.get(key)
+      if (cur !== undefined && cur.tlsKey === tlsKey(l)) continue
+      if (cur !== undefined) { closeListenSocket(cur.token); listeners.delete(key) }
+      try {
+        const token = await listen(l.host, l.port, l.tls, makeRequestHandler(state, key))
+        listeners.set(key, { token, tlsKey: tlsKey(l) })
+        opened.push(key)
+      } catch (err) {
+        for (const k of opened) { closeListenSocket(listeners.get(k)!.token); listeners.delete(k) }
+        throw err
+      }
+    }
+    state.runtime = rt
+    for (const [key, l] of listeners) {
+      if (!wanted.has(key)) { closeListenSocket(l.token); listeners.delete(key) }
+    }
+    log.setLevel(snap.host.logLevel)
+    startHeartbeat(snap.host.heartbeatIntervalMs)
+    send({ type: 'gh:ack', requestId: msg.requestId, version: snap.version, ok: true })
+  } catch (err) {
+    log.error('GH_ERR_RELOAD_FAILED', `snapshot ${snap.version} not applied: ${(err as Error).message}`)
+    send({ type: 'gh:ack', requestId: msg.requestId, version: snap.version, ok: false, error: (err as Error).message })
+  }
+}
+
+function startHeartbeat(intervalMs: number): void {
+  if (heartbeat !== null) clearInterval(heartbeat)
+  const beat = (): void => send({ type: 'gh:heartbeat', version: state.runtime?.version ?? null, inFlight: state.inFlight })
+  heartbeat = setInterval(beat, intervalMs)
+  beat()
+}
+
+function drain(timeoutMs: number): void {
+  if (state.draining) return
+  state.draining = true
+  for (const l of listeners.values()) closeListenSocket(l.token)
+  listeners.clear()
+  if (state.inFlight === 0) { finishDrain(0); return }
+  drainTimer = setTimeout(() => finishDrain(state.inFlight), timeoutMs)
+}
+
+function finishDrain(abandoned: number): void {
+  if (drainTimer !== null) clearTimeout(drainTimer)
+  if (heartbeat !== null) clearInterval(heartbeat)
+  send({ type: 'gh:drained', abandoned })
+  if (abandoned > 0) log.warn('GH_WRN_DRAIN_TIMEOUT', `${abandoned} requests still in flight at the drain deadline`)
+  // Give the IPC message a moment to leave, then go; open keep-alive sockets die with us.
+  setTimeout(() => process.exit(0), 50).unref()
+  upstreams.closeAll().catch(() => {})
+}
+
+process.on('message', (m: unknown) => {
+  if (!isGhMessage(m)) return
+  switch (m.type) {
+    case 'gh:snapshot': void applySnapshot(m); break
+    case 'gh:drain': drain(m.timeoutMs); break
+  }
+})
+
+// SIGTERM/SIGINT go to the whole process group from a terminal or systemd; the primary
+// decides when a worker stops, so a worker only drains on its own when orphaned.
+process.on('SIGTERM', () => {})
+process.on('SIGINT', () => {})
+process.on('disconnect', () => drain(5000))
+send({ type: 'gh:hello', pid: process.pid })
+
+process.on('uncaughtException', (err) => {
+  log.error('GH_ERR_INTERNAL', `uncaught exception: ${err.stack ?? err.message}`)
+  process.exit(70)
+})

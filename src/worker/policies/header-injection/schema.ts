@@ -1,0 +1,18 @@
+/** header-injection options. Pure data: safe for the primary to import. @module */
+import { Type, type Static } from '@sinclair/typebox'
+
+const HeaderMap = Type.Record(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.String(), {
+  description: 'header name → value',
+})
+
+export const schema = Type.Object({
+  /** Set on the request sent upstream. */
+  requestHeaders: Type.Optional(HeaderMap),
+  /** Set on the response sent to the client. */
+  responseHeaders: Type.Optional(HeaderMap),
+  /** Replace an existing header of the same name (default) or leave it alone. */
+  overwrite: Type.Optional(Type.Boolean({ default: true })),
+}, { additionalProperties: false })
+
+export type HeaderInjectionConfig = Static<typeof schema>
+export const order = 81

@@ -1,0 +1,110 @@
+/**
+ * The ONLY module that imports uWebSockets.js and the only one that touches `res`/`req`.
+ * Every uWS rule (STYLE.md §3) is written here once:
+ *  - `onAborted` is registered synchronously for every response (§3.1), one per response,
+ *    fanned out through `Downstream.onAbort` (§3.2);
+ *  - every write after the synchronous top of the handler is corked (§3.3);
+ *  - `HttpRequest` is copied out before anything else runs (§3.4);
+ *  - body chunks are copied before the callback returns (§3.5);
+ *  - backpressure goes through tryEnd/write + onWritable with saved offsets (§3.6);
+ *  - after abort or end, every call becomes a no-op through one `state` field (§3.2, §3.14).
+ *
+ * The build is loaded from its binary directly: the package's own entry silently falls back
+ * to a slow pure-JS server when the binary does not load, which must never happen unnoticed.
+ *
+ * @module
+ */
+import { createRequire } from 'node:module'
+import path from 'node:path'
+
+// Must be set before the binary loads: uWS reads it once. Our own limits (LimitsSnap) act
+// first; uWS's header buffer just has to be larger than any section we might accept.
+// See docs/uws-parser-findings.md for the measured boundaries.
+if (process.env.UWS_HTTP_MAX_HEADERS_SIZE === undefined) process.env.UWS_HTTP_MAX_HEADERS_SIZE = String(256 * 1024)
+
+const require = createRequire(import.meta.url)
+
+export interface UwsHttpResponse {
+  writeStatus(status: string): UwsHttpResponse
+  writeHeader(key: string, value: string | Buffer): UwsHttpResponse
+  write(chunk: string | Buffer | ArrayBuffer): boolean
+  end(body?: string | Buffer | ArrayBuffer, closeConnection?: boolean): UwsHttpResponse
+  endWithoutBody(reportedContentLength?: number, closeConnection?: boolean): UwsHttpResponse
+  tryEnd(chunk: string | Buffer | ArrayBuffer, totalSize: number): [boolean, boolean]
+  close(): UwsHttpResponse
+  getWriteOffset(): number
+  onWritable(handler: (offset: number) => boolean): UwsHttpResponse
+  onAborted(handler: () => void): UwsHttpResponse
+  onData(handler: (chunk: ArrayBuffer, isLast: boolean) => void): UwsHttpResponse
+  getRemoteAddressAsText(): ArrayBuffer
+  cork(cb: () => void): UwsHttpResponse
+  pause(): void
+  resume(): void
+}
+export interface UwsHttpRequest {
+  getHeader(lowerCaseKey: string): string
+  getUrl(): string
+  getMethod(): string
+  getCaseSensitiveMethod(): string
+  getQuery(): string
+  forEach(cb: (key: string, value: string) => void): void
+}
+export type ListenSocket = object
+interface UwsApp {
+  any(pattern: string, handler: (res: UwsHttpResponse, req: UwsHttpRequest) => void): UwsApp
+  listen(host: string, port: number, cb: (token: ListenSocket | false) => void): UwsApp
+  close?(): void
+}
+interface UwsModule {
+  App(opts?: object): UwsApp
+  SSLApp(opts: object): UwsApp
+  us_listen_socket_close(token: ListenSocket): void
+  us_socket_local_port(token: ListenSocket): number
+}
+
+function loadUws(): UwsModule {
+  const pkgDir = path.dirname(require.resolve('@trufflesuite/uws-js-unofficial/package.json'))
+  const file = path.join(pkgDir, 'binaries', `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`)
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(file) as UwsModule
+}
+const uws = loadUws()
+
+export interface TlsFiles { certFile: string; keyFile: string; passphrase?: string }
+
+export type RequestHandler = (res: UwsHttpResponse, req: UwsHttpRequest) => void
+
+/**
+ * Binds one listener. SO_REUSEPORT is uWS's default on Linux, so every worker binds the
+ * same port and the kernel spreads connections (STYLE.md §3.9).
+ */
+export function listen(host: string, port: number, tls: TlsFiles | null, handler: RequestHandler): Promise<ListenSocket> {
+  const app = tls
+    ? uws.SSLApp({ cert_file_name: tls.certFile, key_file_name: tls.keyFile, passphrase: tls.passphrase })
+    : uws.App()
+  app.any('/*', handler)
+  return new Promise((resolve, reject) => {
+    app.listen(host, port, (token) => {
+      if (token) resolve(token)
+      else reject(new Error(`cannot listen on ${host}:${port}`))
+    })
+  })
+}
+
+export function closeListenSocket(token: ListenSocket): void {
+  uws.us_listen_socket_close(token)
+}
+
+export function listenPort(token: ListenSocket): number {
+  return uws.us_socket_local_port(token)
+}
+
+const textDecoder = new TextDecoder()
+export function remoteAddress(res: UwsHttpResponse): string {
+  return textDecoder.decode(res.getRemoteAddressAsText())
+}
+
+/** Copies a uWS body chunk, which is neutered when the callback returns (§3.5). */
+export function copyChunk(ab: ArrayBuffer): Buffer {
+  return Buffer.from(ab.slice(0))
+}

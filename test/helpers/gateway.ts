@@ -1,0 +1,192 @@
+/**
+ * Test harness: real gateway processes (the built CLI: primary + workers), real upstream
+ * servers and raw client sockets, all on 127.0.0.1. Every wait is bounded.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import http from 'node:http'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+export const CLI = path.join(ROOT, 'dist/src/cli/main.js')
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+export function tempDir(prefix = 'gh-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+}
+
+export function writeConfig(dir: string, files: Record<string, string>): void {
+  fs.mkdirSync(dir, { recursive: true })
+  for (const f of fs.readdirSync(dir)) if (f.endsWith('.yaml')) fs.rmSync(path.join(dir, f))
+  for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text)
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+  const end = Date.now() + timeoutMs
+  let last: unknown
+  while (Date.now() < end) {
+    try {
+      const v = await fn()
+      if (v !== undefined && v !== false) return v as T
+    } catch (err) { last = err }
+    await sleep(everyMs)
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`)
+}
+
+export interface Gateway {
+  proc: ChildProcess
+  adminPort: number
+  admin: string
+  output: () => string
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  status(): Promise<{ workers: Array<{ pid: number; version: string; restarts: number; state: string; cpu: number; pinned: boolean }>; configVersion: string }>
+}
+
+export async function startGateway(configDir: string, opts: { env?: Record<string, string>; waitReady?: boolean } = {}): Promise<Gateway> {
+  const adminPort = await freePort()
+  const proc = spawn(process.execPath, [CLI, 'start', '--config', configDir, '--admin-port', String(adminPort)], {
+    env: { ...process.env, NOTIFY_SOCKET: '', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  proc.stdout!.on('data', (c: Buffer) => { out += c.toString() })
+  proc.stderr!.on('data', (c: Buffer) => { out += c.toString() })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    proc.once('exit', (code, signal) => resolve({ code, signal }))
+  })
+  const admin = `http://127.0.0.1:${adminPort}`
+  const gw: Gateway = {
+    proc,
+    adminPort,
+    admin,
+    output: () => out,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal)
+      const t = setTimeout(() => proc.kill('SIGKILL'), 40_000)
+      const r = await exited
+      clearTimeout(t)
+      return r
+    },
+    async status() {
+      const r = await fetch(`${admin}/status`)
+      return await r.json() as Awaited<ReturnType<Gateway['status']>>
+    },
+  }
+  if (opts.waitReady !== false) {
+    let dead = false
+    void exited.then(() => { dead = true })
+    await waitFor('gateway ready', async () => {
+      if (dead) throw new Error(`gateway exited during start:\n${out}`)
+      const r = await fetch(`${admin}/ready`).catch(() => null)
+      return r !== null && r.status === 200
+    }, 30_000, 100).catch((err) => { proc.kill('SIGKILL'); throw new Error(`${(err as Error).message}\n--- gateway output ---\n${out}`) })
+  }
+  return gw
+}
+
+export interface Upstream {
+  port: number
+  origin: string
+  server: http.Server
+  requests: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: Buffer }>
+  close(): Promise<void>
+}
+
+export type UpstreamHandler = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => void
+
+/** An echo upstream by default: JSON of what reached it. */
+export async function startUpstream(handler?: UpstreamHandler, opts: { collectBody?: boolean } = {}): Promise<Upstream> {
+  const requests: Upstream['requests'] = []
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => { if (opts.collectBody !== false) chunks.push(c) })
+    req.on('end', () => {
+      const body = Buffer.concat(chunks)
+      requests.push({ method: req.method!, url: req.url!, headers: req.headers, body })
+      if (handler) { handler(req, res, body); return }
+      const text = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, bodyBytes: body.length })
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+      res.end(text)
+    })
+  })
+  server.keepAliveTimeout = 30_000
+  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)))
+  return {
+    port,
+    origin: `http://127.0.0.1:${port}`,
+    server,
+    requests,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }),
+  }
+}
+
+/** Sends exact bytes on a fresh connection; resolves with everything read until close or idle. */
+export function rawRequest(port: number, bytes: string | Buffer, idleMs = 1500): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1')
+    let text = ''
+    let closed = false
+    let timer = setTimeout(done, idleMs)
+    function done(): void { clearTimeout(timer); s.destroy(); resolve({ text, closed }) }
+    s.on('data', (c) => { text += c.toString('latin1'); clearTimeout(timer); timer = setTimeout(done, 300) })
+    s.on('end', () => { closed = true; done() })
+    s.on('close', () => { closed = true; done() })
+    s.on('error', () => { closed = true; done() })
+    s.write(bytes)
+  })
+}
+
+export function statusOf(raw: string): number {
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(raw)
+  return m === null ? 0 : Number(m[1])
+}
+
+export function apiYaml(name: string, port: number, basePath: string, services: string, extra = ''): string {
+  return `apiVersion: gatehouse/v1
+kind: ApiInstance
+metadata: { name: ${name} }
+spec:
+  address: http://127.0.0.1:${port}${basePath}
+  services:
+${services}
+${extra}`
+}
+
+export function serviceYaml(name: string, endpoints: string[], extra = ''): string {
+  return `apiVersion: gatehouse/v1
+kind: Service
+metadata: { name: ${name} }
+spec:
+  endpoints: [${endpoints.join(', ')}]
+${extra}`
+}
+
+export function hostYaml(extra = ''): string {
+  return `apiVersion: gatehouse/v1
+kind: Configuration
+metadata: { name: host }
+spec:
+  workers: 2
+  heartbeat: { intervalMs: 250, misses: 8 }
+${extra}`
+}
