@@ -63,6 +63,8 @@ export function validateAt(src: SourceDoc, at: DocPath, schema: TSchema, data: u
 export function regexError(source: string): string | null {
   try {
     new RegExp(source)
+    // What the worker compiles (src/worker/rules.ts); the raw check above gives the clearer text.
+    new RegExp(`^(?:${source})$`)
     return null
   } catch (err) {
     const msg = (err as Error).message

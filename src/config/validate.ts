@@ -45,7 +45,14 @@ export function emptyResources(): Resources {
  * kept out of the cross-resource checks for the same reason.
  */
 export function validateDocument(src: SourceDoc, into: Resources, errors: ConfigError[], unresolved: ReadonlySet<string> = new Set()): void {
-  const data = src.doc.toJS({ maxAliasCount: 100 }) as unknown
+  let data: unknown
+  try {
+    // Bounded alias expansion: a "billion laughs" document must not take the primary down.
+    data = src.doc.toJS({ maxAliasCount: 100 })
+  } catch (err) {
+    errors.push(errorAt(src, [], (err as Error).message))
+    return
+  }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     errors.push(errorAt(src, [], 'a resource must be a mapping with apiVersion, kind, metadata and spec'))
     return

@@ -61,8 +61,9 @@ export async function readConfigDir(dir: string): Promise<ReadResult> {
         for (const e of doc.errors) errors.push(yamlError(src, text, e.code, e.message, e.pos[0]))
         continue
       }
-      // A trailing `---` or a comment-only document is not a resource.
-      if (doc.contents === null) continue
+      // A trailing `---` or a comment-only document is not a resource (its contents
+      // parse as a null scalar after a `---` marker, as nothing without one).
+      if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue
       docs.push(src)
     }
   }

@@ -75,7 +75,7 @@ export function makeRequestHandler(state: WorkerState, listenerKey: string): Req
 
     const method = req.getCaseSensitiveMethod()
     const url = req.getUrl()
-    const query = req.getQuery()
+    const query = req.getQuery() ?? '' // this build returns undefined when there is no query
     sHeaders = []; sBytes = 0; sCount = 0; sClCount = 0; sCl = ''; sTe = null; sHost = ''
     sConnection = null; sXff = null; sXfProto = null; sRequestId = null
     req.forEach(collectHeader)

@@ -11,7 +11,8 @@ after(() => fx.cleanup())
 describe('loading a config directory', () => {
   test('errors of every stage in several files are all reported, in file and line order', async () => {
     const dir = fx.dir({
-      'b-api.yaml': [...apiHead(), '  address: http://0.0.0.0:8081', '  services:', '    v1:', '      service: nope', '      routes: [{ rules: [{ path: "(" }] }]'],
+      'b-api.yaml': [...apiHead(), '  address: http://0.0.0.0:8081', '  services:', '    v1:', '      service: nope', '      routes: [{}]',
+        '---', ...apiHead('other'), '  address: http://0.0.0.0:8082', '  services:', '    v1:', '      address: http://10.0.0.5:8080', '      routes: [{ rules: [{ path: "(" }] }]'],
       'a-broken.yml': ['kind: [', ''],
       'c-svc.yaml': [...serviceHead('db'), '  endpoints: [http://10.0.0.5:8080]', '  retries: -1', '---', ...serviceHead('db'), '  endpoints: [http://10.0.0.6:8080]'],
     })
@@ -19,9 +20,9 @@ describe('loading a config directory', () => {
     assert.deepEqual(await errorsOf(dir), [
       `${j('a-broken.yml')}:3:1: Flow sequence in block collection must be sufficiently indented and end with a ]`,
       `${j('b-api.yaml')}:8:16: spec.services.v1.service: Service "nope" does not exist`,
-      `${j('b-api.yaml')}:9:34: spec.services.v1.routes[0].rules[0].path: invalid regular expression: Unterminated group`,
+      `${j('b-api.yaml')}:19:34: spec.services.v1.routes[0].rules[0].path: invalid regular expression: Unterminated group`,
       `${j('c-svc.yaml')}:6:12: spec.retries: must be >= 0`,
-      `${j('c-svc.yaml')}:9:19: metadata.name: duplicate Service name "db" (first defined at ${j('c-svc.yaml')}:3:19)`,
+      `${j('c-svc.yaml')}:10:19: metadata.name: duplicate Service name "db" (first defined at ${j('c-svc.yaml')}:3:19)`,
     ])
   })
 
@@ -31,8 +32,8 @@ describe('loading a config directory', () => {
     assert.deepEqual(await errorsOf(dir), [
       `${f}:5:14: spec.endpoints: must not be empty`,
       `${f}:6:12: spec.retries: must be an integer, got a string`,
-      `${f}:7:28: spec.timeouts.connectMs: must be >= 1`,
-      `${f}:7:31: spec.timeouts.readMs: unknown field`,
+      `${f}:7:26: spec.timeouts.connectMs: must be >= 1`,
+      `${f}:7:29: spec.timeouts.readMs: unknown field`,
     ])
   })
 
@@ -79,7 +80,7 @@ describe('loading a config directory', () => {
         '  services: { v1: { address: http://10.0.0.5:8080, routes: [{}] } }'],
       'cert.pem': 'x',
     })
-    assert.deepEqual(await errorsOf(dir), [`${path.join(dir, 'a.yaml')}:6:41: spec.tls.keyFile: cannot read missing.pem (ENOENT)`])
+    assert.deepEqual(await errorsOf(dir), [`${path.join(dir, 'a.yaml')}:6:39: spec.tls.keyFile: cannot read missing.pem (ENOENT)`])
   })
 
   test('an ApiInstance on the default admin port is an error when no Configuration moves the admin server', async () => {
@@ -87,5 +88,20 @@ describe('loading a config directory', () => {
     assert.deepEqual(await errorsOf(dir), [
       `${path.join(dir, 'a.yaml')}:5:12: spec.address: port 9901 is the admin port (http://127.0.0.1:9901); choose another port or set admin.address in a Configuration`,
     ])
+  })
+})
+
+describe('hostile YAML', () => {
+  test('an alias bomb is rejected instead of expanded', async () => {
+    const lines = ['a: &a [x, x, x, x, x, x, x, x, x, x]']
+    for (let i = 0; i < 8; i++) {
+      const prev = String.fromCharCode(97 + i)
+      const cur = String.fromCharCode(98 + i)
+      lines.push(`${cur}: &${cur} [${Array(10).fill(`*${prev}`).join(', ')}]`)
+    }
+    const dir = fx.dir({ 'a.yaml': lines })
+    const [first, ...rest] = await errorsOf(dir)
+    assert.equal(rest.length, 0)
+    assert.equal(first, `${path.join(dir, 'a.yaml')}:1:1: Excessive alias count indicates a resource exhaustion attack`)
   })
 })

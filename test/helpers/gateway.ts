@@ -38,10 +38,12 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms))
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, everyMs = 50,
+  giveUp: () => boolean = () => false): Promise<T> {
   const end = Date.now() + timeoutMs
   let last: unknown
   while (Date.now() < end) {
+    if (giveUp()) throw new Error(`gave up waiting for ${what}`)
     try {
       const v = await fn()
       if (v !== undefined && v !== false) return v as T
@@ -96,10 +98,9 @@ export async function startGateway(configDir: string, opts: { env?: Record<strin
     let dead = false
     void exited.then(() => { dead = true })
     await waitFor('gateway ready', async () => {
-      if (dead) throw new Error(`gateway exited during start:\n${out}`)
       const r = await fetch(`${admin}/ready`).catch(() => null)
       return r !== null && r.status === 200
-    }, 30_000, 100).catch((err) => { proc.kill('SIGKILL'); throw new Error(`${(err as Error).message}\n--- gateway output ---\n${out}`) })
+    }, 30_000, 100, () => dead).catch((err) => { proc.kill('SIGKILL'); throw new Error(`${(err as Error).message}\n--- gateway output ---\n${out}`) })
   }
   return gw
 }

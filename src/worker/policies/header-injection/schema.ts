@@ -3,6 +3,7 @@ import { Type, type Static } from '@sinclair/typebox'
 
 const HeaderMap = Type.Record(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.String(), {
   description: 'header name → value',
+  additionalProperties: false,
 })
 
 export const schema = Type.Object({
