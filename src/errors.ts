@@ -32,6 +32,7 @@ export const ERRORS = {
   GH_ERR_REQUEST_URI_TOO_LONG: spec('GH_ERR_REQUEST_URI_TOO_LONG', 414, 'Request-target too long'),
   GH_ERR_REQUEST_HEADERS_TOO_LARGE: spec('GH_ERR_REQUEST_HEADERS_TOO_LARGE', 431, 'Request header fields too large'),
   GH_ERR_REQUEST_BODY_TOO_LARGE: spec('GH_ERR_REQUEST_BODY_TOO_LARGE', 413, 'Request body too large'),
+  GH_ERR_REQUEST_METHOD_NOT_ALLOWED: spec('GH_ERR_REQUEST_METHOD_NOT_ALLOWED', 405, 'Method not allowed'),
   // Routing.
   GH_ERR_ROUTE_NOT_FOUND: spec('GH_ERR_ROUTE_NOT_FOUND', 404, 'No route matches the request'),
   // Upstream.
@@ -75,7 +76,7 @@ export const PROBLEM_BODIES: Readonly<Record<ErrorCode, string>> = Object.freeze
 
 /** Prebuilt uWS status lines ("502 Bad Gateway"). */
 const REASONS: Record<number, string> = {
-  200: 'OK', 204: 'No Content', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found',
+  200: 'OK', 204: 'No Content', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
   408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long', 429: 'Too Many Requests',
   431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 501: 'Not Implemented',
   502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',

@@ -34,6 +34,9 @@ export const DEFAULTS = {
     heartbeatIntervalMs: 1000,
     heartbeatMisses: 5,
     watch: false,
-    limits: { maxUrlBytes: 8192, maxHeaderBytes: 16_384, maxHeaderCount: 100 },
+    // Bounded by the pinned uWS build (docs/uws-parser-findings.md): it never dispatches a
+    // request with more than 48 header fields (so our 431 must act below that), and closes a
+    // header section over 4096 bytes that arrives in more than one read.
+    limits: { maxUrlBytes: 4096, maxHeaderBytes: 8192, maxHeaderCount: 40 },
   },
 } as const

@@ -64,8 +64,8 @@ export class Downstream {
       res.writeStatus(statusLine(status))
       if (contentType !== null) res.writeHeader('content-type', contentType)
       if (headers !== null) for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i] as string, headers[i + 1]!)
-      if (this.closeConnection) res.writeHeader('connection', 'close')
-      res.end(body)
+      // end(body, true) writes "Connection: close" itself and closes after the write.
+      res.end(body, this.closeConnection)
     })
     this.bytesOut += body.length
     this.listener?.onResponseDone()
@@ -87,8 +87,10 @@ export class Downstream {
       if (this.closeConnection) res.writeHeader('connection', 'close')
       if (noBody) {
         this.state = DownState.Done
-        if (contentLength >= 0 && status !== 204 && status !== 304) res.endWithoutBody(contentLength)
-        else res.endWithoutBody()
+        // HEAD keeps the upstream's length. endWithoutBody(n) would leave uWS waiting for n
+        // bytes and kill the next request on the connection; the header + bare call does not.
+        if (contentLength >= 0 && status !== 204 && status !== 304) res.writeHeader('content-length', String(contentLength))
+        res.endWithoutBody()
       } else if (contentLength === 0) {
         this.state = DownState.Done
         res.end()

@@ -34,7 +34,9 @@ let sCount = 0
 let sClCount = 0
 let sCl = ''
 let sTe: string | null = null
+let sTeCount = 0
 let sHost = ''
+let sHostCount = 0
 let sConnection: string | null = null
 let sXff: string | null = null
 let sXfProto: string | null = null
@@ -45,8 +47,10 @@ function collectHeader(k: string, v: string): void {
   sBytes += k.length + v.length + 4
   switch (k) {
     case 'content-length': sClCount++; sCl = v; return
-    case 'transfer-encoding': sTe = sTe === null ? v : `${sTe}, ${v}`; return
-    case 'host': sHost = v; return
+    case 'transfer-encoding': sTeCount++; sTe = v; return
+    case 'host': sHostCount++; sHost = v; return
+    // uWS answered "100 Continue" itself already (findings §12); the upstream must not again.
+    case 'expect': return
     case 'connection': sConnection = v; return
     case 'x-forwarded-for': sXff = v; return
     case 'x-forwarded-proto': sXfProto = v; return
@@ -57,7 +61,27 @@ function collectHeader(k: string, v: string): void {
   sHeaders.push(k, v)
 }
 
-const DIGITS = /^[0-9]{1,15}$/
+/** uWS frames at most 9 Content-Length digits and aborts the connection beyond (findings §7). */
+const CONTENT_LENGTH = /^[0-9]{1,9}$/
+const ALL_DIGITS = /^[0-9]+$/
+
+/** uWS lowercases methods (findings §10) and passes only these nine. */
+const METHODS: Readonly<Record<string, string>> = {
+  get: 'GET', head: 'HEAD', post: 'POST', put: 'PUT', delete: 'DELETE', options: 'OPTIONS', patch: 'PATCH',
+  trace: 'TRACE', connect: 'CONNECT',
+}
+
+/** uWS gives addresses in full text form; un-map IPv4 and compress IPv6 for logs, ACLs and X-Forwarded-For. */
+const MAPPED_V4 = '0000:0000:0000:0000:0000:ffff:'
+function normalizeAddress(a: string): string {
+  if (a.indexOf(':') === -1) return a
+  if (a.startsWith(MAPPED_V4)) {
+    const hi = parseInt(a.slice(30, 34), 16)
+    const lo = parseInt(a.slice(35, 39), 16)
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
+  }
+  return new URL(`http://[${a}]/`).hostname.slice(1, -1)
+}
 
 function reject(down: Downstream, code: ErrorCode, detail?: string): void {
   const r = problem(code, detail)
@@ -73,10 +97,10 @@ export function makeRequestHandler(state: WorkerState, listenerKey: string): Req
     if (rt === null || lr === undefined) { reject(down, 'GH_ERR_DRAINING'); return }
     if (state.draining) down.closeConnection = true
 
-    const method = req.getCaseSensitiveMethod()
+    const method = METHODS[req.getMethod()] ?? req.getMethod().toUpperCase()
     const url = req.getUrl()
     const query = req.getQuery() ?? '' // this build returns undefined when there is no query
-    sHeaders = []; sBytes = 0; sCount = 0; sClCount = 0; sCl = ''; sTe = null; sHost = ''
+    sHeaders = []; sBytes = 0; sCount = 0; sClCount = 0; sCl = ''; sTe = null; sTeCount = 0; sHost = ''; sHostCount = 0
     sConnection = null; sXff = null; sXfProto = null; sRequestId = null
     req.forEach(collectHeader)
     // Locals re-typed: TS cannot see that forEach's callback assigned the scratch state.
@@ -91,16 +115,25 @@ export function makeRequestHandler(state: WorkerState, listenerKey: string): Req
     if (url.length + (query === '' ? 0 : query.length + 1) > limits.maxUrlBytes) { reject(down, 'GH_ERR_REQUEST_URI_TOO_LONG'); return }
     if (sCount > limits.maxHeaderCount) { reject(down, 'GH_ERR_REQUEST_HEADERS_TOO_LARGE', `more than ${limits.maxHeaderCount} header fields`); return }
     if (sBytes > limits.maxHeaderBytes) { reject(down, 'GH_ERR_REQUEST_HEADERS_TOO_LARGE', `header section larger than ${limits.maxHeaderBytes} bytes`); return }
+    if (method === 'TRACE' || method === 'CONNECT') { reject(down, 'GH_ERR_REQUEST_METHOD_NOT_ALLOWED', `${method} is not proxied`); return }
+    if (sHostCount !== 1 || sHost === '') { reject(down, 'GH_ERR_REQUEST_MALFORMED', 'exactly one non-empty Host header is required'); return }
     let contentLength = 0
     let hasBody = false
     if (te !== null) {
       if (sClCount > 0) { reject(down, 'GH_ERR_REQUEST_FRAMING', 'both Content-Length and Transfer-Encoding'); return }
-      if (te.trim().toLowerCase() !== 'chunked') { reject(down, 'GH_ERR_REQUEST_TE_UNSUPPORTED', 'only Transfer-Encoding: chunked is supported'); return }
+      if (sTeCount > 1) { reject(down, 'GH_ERR_REQUEST_FRAMING', 'more than one Transfer-Encoding'); return }
+      if (te.toLowerCase() !== 'chunked') { reject(down, 'GH_ERR_REQUEST_TE_UNSUPPORTED', 'only Transfer-Encoding: chunked is supported'); return }
       contentLength = -1
       hasBody = true
+      // uWS's chunk parser has quirks JS cannot see (findings §4): never reuse such a connection.
+      down.closeConnection = true
     } else if (sClCount > 0) {
       if (sClCount > 1) { reject(down, 'GH_ERR_REQUEST_FRAMING', 'more than one Content-Length'); return }
-      if (!DIGITS.test(sCl)) { reject(down, 'GH_ERR_REQUEST_FRAMING', 'invalid Content-Length'); return }
+      if (!CONTENT_LENGTH.test(sCl)) {
+        if (ALL_DIGITS.test(sCl)) reject(down, 'GH_ERR_REQUEST_BODY_TOO_LARGE', 'Content-Length above 999999999; send larger bodies chunked')
+        else reject(down, 'GH_ERR_REQUEST_FRAMING', 'invalid Content-Length')
+        return
+      }
       contentLength = Number(sCl)
       hasBody = contentLength > 0
       headers.push('content-length', sCl)
@@ -112,7 +145,7 @@ export function makeRequestHandler(state: WorkerState, listenerKey: string): Req
     if (contentLength > api.maxRequestBodyBytes) { reject(down, 'GH_ERR_REQUEST_BODY_TOO_LARGE', `limit is ${api.maxRequestBodyBytes} bytes`); return }
 
     if (connection !== null) removeConnectionTokens(headers, connection)
-    const ip = remoteAddress(res)
+    const ip = normalizeAddress(remoteAddress(res))
     const trusted = rt.trustedProxies !== null && rt.trustedProxies.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4')
     headers.push('x-forwarded-for', trusted && xff !== null ? `${xff}, ${ip}` : ip)
     headers.push('x-forwarded-proto', trusted && xfProto !== null ? xfProto : lr.proto)

@@ -49,9 +49,9 @@ export const ConfigurationSpec = Closed({
   /** CIDRs (or bare addresses) of proxies whose X-Forwarded-For is trusted. */
   trustedProxies: Type.Optional(Type.Array(Type.String({ format: 'cidr', errorMessage: 'must be an IP address or CIDR' }), { default: [] })),
   limits: Type.Optional(Closed({
-    maxUrlBytes: Type.Optional(Type.Integer({ minimum: 64, default: H.limits.maxUrlBytes })),
-    maxHeaderBytes: Type.Optional(Type.Integer({ minimum: 256, default: H.limits.maxHeaderBytes })),
-    maxHeaderCount: Type.Optional(Type.Integer({ minimum: 1, default: H.limits.maxHeaderCount })),
+    maxUrlBytes: Type.Optional(Type.Integer({ minimum: 64, maximum: 65536, default: H.limits.maxUrlBytes })),
+    maxHeaderBytes: Type.Optional(Type.Integer({ minimum: 256, maximum: 65536, default: H.limits.maxHeaderBytes })),
+    maxHeaderCount: Type.Optional(Type.Integer({ minimum: 1, maximum: 47, default: H.limits.maxHeaderCount })),
   })),
 })
 export type ConfigurationSpec = Static<typeof ConfigurationSpec>

@@ -1,7 +1,8 @@
 /** header-injection options. Pure data: safe for the primary to import. @module */
 import { Type, type Static } from '@sinclair/typebox'
 
-const HeaderMap = Type.Record(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.String(), {
+const HeaderMap = Type.Record(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.String({ pattern: '^[^\\r\\n\\0]*$' }), {
+  // uWS writes header values verbatim: CR/LF would inject headers (docs/uws-parser-findings.md §16).
   description: 'header name → value',
   additionalProperties: false,
 })
