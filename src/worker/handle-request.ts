@@ -83,10 +83,17 @@ function normalizeAddress(a: string): string {
   return new URL(`http://[${a}]/`).hostname.slice(1, -1)
 }
 
+/**
+ * Rejects a request before routing, and closes the connection. The answer is deferred one
+ * turn on purpose: uWS keeps parsing the bytes after a request even when we end it with
+ * close, so a request smuggled behind a bad Content-Length would be dispatched
+ * (findings §6). With our response still pending, uWS instead kills the connection when
+ * that next request appears (findings §11) and nothing behind the bad framing is served.
+ */
 function reject(down: Downstream, code: ErrorCode, detail?: string): void {
   const r = problem(code, detail)
   down.closeConnection = true
-  down.respond(r.status, r.headers, r.body, r.contentType)
+  setImmediate(() => down.respond(r.status, r.headers, r.body, r.contentType))
 }
 
 export function makeRequestHandler(state: WorkerState, listenerKey: string): RequestHandler {
@@ -174,7 +181,8 @@ export function makeRequestHandler(state: WorkerState, listenerKey: string): Req
       const ep = ex.service!.pick(null)
       if (ep === null) { sendLocal(ex, problem('GH_ERR_UPSTREAM_UNAVAILABLE'), state.hooks); return }
       call = new UpstreamCall(ex, ep, body, state.hooks)
-      call.start(headers)
+      if (body === null) call.start(headers)
+      else { const c = call; body.whenStarted(() => { if (down.live) c.start(headers) }) }
     }
 
     const chain = api.chain.request

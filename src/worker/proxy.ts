@@ -50,6 +50,9 @@ export function sendLocal(ex: Exchange, r: LocalResponse, hooks: ExchangeHooks):
 export class RequestBody extends Readable {
   private paused = false
   private overLimit = false
+  /** First body bytes (or the end) seen: uWS has framed at least one chunk correctly. */
+  private started = false
+  private onStart: (() => void) | null = null
   constructor(private readonly res: UwsHttpResponse, private readonly ex: Exchange, private readonly limit: number,
     private readonly onTooLarge: () => void) {
     super({ highWaterMark: 64 * 1024 })
@@ -67,8 +70,24 @@ export class RequestBody extends Readable {
       return
     }
     const more = n === 0 || this.push(copyChunk(ab))
+    if (!this.started && (n > 0 || isLast)) {
+      this.started = true
+      const cb = this.onStart
+      this.onStart = null
+      if (cb !== null) cb()
+    }
     if (isLast) { this.push(null); return }
     if (!more && !this.paused) { this.paused = true; this.res.pause() }
+  }
+
+  /**
+   * Runs `cb` once the first body bytes arrived. The upstream request waits for this so a
+   * body uWS rejects (bad chunk size, bad Content-Length: it aborts after our handler ran,
+   * findings §4 and §7) never reaches an upstream. uWS's leading empty onData call does not count.
+   */
+  whenStarted(cb: () => void): void {
+    if (this.started) cb()
+    else this.onStart = cb
   }
 
   override _read(): void {
@@ -81,6 +100,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
   private resumeUpstream: (() => void) | null = null
   private gotHeaders = false
   private finished = false
+  private dispatched = false
 
   constructor(readonly ex: Exchange, readonly endpoint: Endpoint, private readonly body: RequestBody | null,
     private readonly hooks: ExchangeHooks) {
@@ -89,6 +109,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
 
   start(headers: HeaderList): void {
     const ex = this.ex
+    this.dispatched = true
     this.endpoint.active++
     ex.attempts++
     const path = this.endpoint.pathPrefix + ex.upstreamPath + (ex.query === '' ? '' : '?' + ex.query)
@@ -156,15 +177,20 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
     this.settle()
     const ex = this.ex
     const d = ex.down
+    const svc = ex.service!
+    const code = upstreamErrorCode(err)
+    // Counted even when the client already left: an endpoint that black-holes connects must
+    // be ejected although impatient clients give up first. Our own aborts (client gone,
+    // body limit) map to codes that are not the endpoint's and are not counted.
+    this.endpoint.recordError(svc.snap, code, Date.now())
     if (!d.live) { this.hooks.done(ex, 'client-abort'); return }
     if (this.gotHeaders) {
       // Headers already went out: the only honest signal left is closing the connection.
       d.abort()
-      this.hooks.done(ex, upstreamErrorCode(err))
+      this.hooks.done(ex, code)
       return
     }
-    const svc = ex.service!
-    this.endpoint.recordFailure(svc.snap, Date.now())
+    // Only a request never written may go elsewhere, and only an idempotent, body-less one.
     if (isConnectFailure(err) && IDEMPOTENT.has(ex.method) && !ex.hasBody && ex.attempts <= svc.snap.retries) {
       const next = svc.pick(this.endpoint)
       if (next !== null) {
@@ -173,7 +199,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
         return
       }
     }
-    sendLocal(ex, problem(upstreamErrorCode(err)), this.hooks)
+    sendLocal(ex, problem(code), this.hooks)
   }
 
   private settle(): void {
@@ -185,6 +211,8 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
   // ── Downstream events ──
   onClientAbort(): void {
     this.body?.destroy()
+    // Still waiting for the first body bytes: nothing upstream will report back, so end here.
+    if (!this.dispatched) { this.hooks.done(this.ex, 'client-abort'); return }
     if (this.abortUpstream !== null) this.abortUpstream(new Error('client aborted'))
   }
 
