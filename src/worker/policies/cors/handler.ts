@@ -8,6 +8,7 @@
  *   browser then blocks it) or 403 with `rejectUnknownOrigins`.
  * - Other requests with an allowed Origin: the response gets Allow-Origin (+ Credentials,
  *   Expose-Headers) and `Vary: Origin` when the answer depends on the Origin.
+ * - CORS headers from the upstream are always dropped: the policy alone decides.
  *
  * @module
  */
@@ -75,9 +76,11 @@ export const cors: PolicyModule<CorsConfig> = {
       },
       response: function corsResponse(ex: Exchange) {
         const h = ex.responseHeaders
-        if (h === null || ex.corsOrigin === null) return
-        // The gateway owns CORS for this API: upstream opinions are replaced, not merged.
+        if (h === null) return
+        // The gateway owns CORS for this API: upstream opinions are dropped, never merged,
+        // so an upstream cannot widen what the policy allows.
         for (const n of RESPONSE_CORS_HEADERS) removeHeader(h, n)
+        if (ex.corsOrigin === null) return
         h.push('access-control-allow-origin', echoOrigin ? ex.corsOrigin : '*')
         if (credentials) h.push('access-control-allow-credentials', 'true')
         if (exposeHeaders !== null) h.push('access-control-expose-headers', exposeHeaders)
