@@ -9,8 +9,8 @@
  *
  * @module
  */
-import { Pool } from 'undici'
-import type { EndpointSnap, ServiceSnap } from '../config/snapshot.js'
+import { Pool, errors as undiciErrors } from 'undici'
+import type { ActiveHealthSnap, EndpointSnap, ServiceSnap } from '../config/snapshot.js'
 import type { ErrorCode } from '../errors.js'
 
 export class Endpoint {
@@ -30,6 +30,9 @@ export class Endpoint {
   healthy = true
   private hcStreak = 0
   private hcTimer: NodeJS.Timeout | null = null
+  /** The active-check settings the timer runs with ('' = none). */
+  private hcKey = ''
+  private hcRunning = false
 
   constructor(key: string, ep: EndpointSnap, svc: ServiceSnap) {
     this.key = key
@@ -54,34 +57,65 @@ export class Endpoint {
     this.consecutiveFailures = 0
   }
 
-  /** Passive health: N consecutive gateway failures eject for base·2^(k-1), capped. */
+  /**
+   * Passive health: N consecutive gateway failures eject for base·2^(k-1), capped. The
+   * multiplier k starts over once the endpoint has stayed in (not ejected) for longer than
+   * `maxEjectionMs` since its last ejection ended, so an endpoint that failed once last
+   * week is not ejected for the maximum today (Envoy decays its multiplier the same way).
+   */
   recordFailure(svc: ServiceSnap, now: number): void {
     const p = svc.passiveHealth
     if (p.consecutiveFailures === 0) return
     if (++this.consecutiveFailures < p.consecutiveFailures) return
     this.consecutiveFailures = 0
+    if (this.ejections > 0 && now - this.ejectedUntil > p.maxEjectionMs) this.ejections = 0
     this.ejections++
     this.ejectedUntil = now + Math.min(p.baseEjectionMs * 2 ** (this.ejections - 1), p.maxEjectionMs)
   }
 
-  startActiveChecks(svc: ServiceSnap): void {
+  /** Passive health for a failed attempt: counts only failures that are the endpoint's. */
+  recordError(svc: ServiceSnap, code: ErrorCode, now: number): void {
+    if (isEndpointFailure(code)) this.recordFailure(svc, now)
+  }
+
+  /**
+   * (Re)starts active checks for the service's current settings. Called on every snapshot:
+   * the endpoint (and its pool) survives a reload whose pool options did not change, but
+   * its health-check settings may have; without checks, an endpoint that a check had
+   * marked down would never come back, so it is marked up again.
+   */
+  configureActiveChecks(svc: ServiceSnap): void {
     const hc = svc.activeHealth
-    if (hc === null || this.hcTimer !== null) return
+    const key = hc === null ? '' : JSON.stringify(hc)
+    if (key === this.hcKey) return
+    this.hcKey = key
+    if (this.hcTimer !== null) clearInterval(this.hcTimer)
+    this.hcTimer = null
+    this.hcStreak = 0
+    this.hcRunning = false
+    if (hc === null) { this.healthy = true; return }
     const check = (): void => {
+      // A check still running (connect time comes on top of timeoutMs) is not doubled up.
+      if (this.hcRunning) return
+      this.hcRunning = true
       this.pool.request({ path: this.pathPrefix + hc.path, method: 'GET', headersTimeout: hc.timeoutMs, bodyTimeout: hc.timeoutMs })
         .then(async (r) => {
           await r.body.dump()
-          this.hcResult(r.statusCode >= hc.expectedStatus[0] && r.statusCode <= hc.expectedStatus[1], svc)
-        }, () => this.hcResult(false, svc))
+          return r.statusCode >= hc.expectedStatus[0] && r.statusCode <= hc.expectedStatus[1]
+        })
+        .catch(() => false)
+        .then((ok) => {
+          this.hcRunning = false
+          // A result from settings replaced meanwhile does not count.
+          if (this.hcKey === key) this.hcResult(ok, hc)
+        })
     }
     this.hcTimer = setInterval(check, hc.intervalMs)
     this.hcTimer.unref()
     check()
   }
 
-  private hcResult(ok: boolean, svc: ServiceSnap): void {
-    const hc = svc.activeHealth
-    if (hc === null) return
+  private hcResult(ok: boolean, hc: ActiveHealthSnap): void {
     if (ok === this.healthy) { this.hcStreak = 0; return }
     this.hcStreak++
     if (this.hcStreak >= (ok ? hc.healthyThreshold : hc.unhealthyThreshold)) {
@@ -91,10 +125,12 @@ export class Endpoint {
     }
   }
 
-  close(): void {
+  /** Stops checks and closes the pool gracefully (in-flight requests finish). */
+  close(): Promise<void> {
     if (this.hcTimer !== null) clearInterval(this.hcTimer)
     this.hcTimer = null
-    this.pool.close().catch(() => {})
+    this.hcKey = 'closed'
+    return this.pool.close().catch(() => {})
   }
 }
 
@@ -152,11 +188,11 @@ export class UpstreamRegistry {
         e.weight = ep.weight
         next.set(key, e)
         eps.push(e)
-        e.startActiveChecks(svc)
+        e.configureActiveChecks(svc)
       }
       out.set(svc.name, new ServiceRuntime(svc, eps))
     }
-    for (const [key, e] of this.endpoints) if (!next.has(key)) e.close()
+    for (const [key, e] of this.endpoints) if (!next.has(key)) void e.close()
     this.endpoints = next
     return out
   }
@@ -164,38 +200,109 @@ export class UpstreamRegistry {
   closeAll(): Promise<void> {
     const all = [...this.endpoints.values()]
     this.endpoints.clear()
-    return Promise.all(all.map((e) => e.pool.close().catch(() => {}))).then(() => {})
+    return Promise.all(all.map((e) => e.close())).then(() => {})
   }
 }
 
-/** Connect-phase failures: the request was never sent, so another endpoint may be tried. */
-export function isConnectFailure(err: { code?: string }): boolean {
-  const c = err.code
-  return c === 'ECONNREFUSED' || c === 'UND_ERR_CONNECT_TIMEOUT' || c === 'EHOSTUNREACH' ||
-    c === 'ENETUNREACH' || c === 'ENOTFOUND' || c === 'EAI_AGAIN' || c === 'EADDRNOTAVAIL'
+/**
+ * undici's TLS handshake failures surface with OpenSSL's verification codes or Node's
+ * ERR_TLS_* / ERR_SSL_* codes; all of them happen before the request is written.
+ */
+const TLS_VERIFY = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
+  'CERT_REVOKED', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'HOSTNAME_MISMATCH', 'EPROTO',
+])
+
+function isTlsFailure(c: string): boolean {
+  return TLS_VERIFY.has(c) || c.startsWith('ERR_TLS_') || c.startsWith('ERR_SSL_')
 }
 
-/** The one mapping from undici/socket failures to Gatehouse codes (STYLE.md §2.3). */
+/**
+ * Connect-phase failures: the request was never written, so another endpoint may be
+ * tried. `UND_ERR_CLOSED`/`UND_ERR_DESTROYED` are thrown by `dispatch` itself when the
+ * pool was closed by a reload that removed the endpoint while this exchange still held it.
+ */
+export function isConnectFailure(err: { code?: string }): boolean {
+  const c = err.code
+  if (c === undefined) return false
+  switch (c) {
+    case 'ECONNREFUSED': case 'UND_ERR_CONNECT_TIMEOUT': case 'ETIMEDOUT': case 'EHOSTUNREACH':
+    case 'EHOSTDOWN': case 'ENETUNREACH': case 'ENETDOWN': case 'ENOTFOUND': case 'EAI_AGAIN':
+    case 'EADDRNOTAVAIL': case 'UND_ERR_CLOSED': case 'UND_ERR_DESTROYED':
+      return true
+    default:
+      return isTlsFailure(c)
+  }
+}
+
+/**
+ * The one mapping from undici/socket failures to Gatehouse codes (STYLE.md §2.3), checked
+ * against every code in undici 7.30 `lib/core/errors.js`. Failures the gateway or the
+ * client caused (an abort, an argument undici refuses, a throwing handler) are not the
+ * upstream's, and must not become a 502 that counts against the endpoint: see
+ * `isEndpointFailure`.
+ */
 export function upstreamErrorCode(err: { code?: string }): ErrorCode {
-  switch (err.code) {
+  const c = err.code
+  // llhttp failures: undici 7 builds HTTPParserError's code from a table that has no
+  // reverse mapping, so `code` is undefined; its class is the only stable mark.
+  if (c === undefined && err instanceof undiciErrors.HTTPParserError) return 'GH_ERR_UPSTREAM_PROTOCOL'
+  switch (c) {
     case 'ECONNREFUSED':
     case 'EHOSTUNREACH':
+    case 'EHOSTDOWN':
     case 'ENETUNREACH':
+    case 'ENETDOWN':
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
     case 'EADDRNOTAVAIL':
       return 'GH_ERR_UPSTREAM_REFUSED'
     case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'ETIMEDOUT': // the kernel gave up on SYN retransmits before undici's timer
       return 'GH_ERR_UPSTREAM_CONNECT_TIMEOUT'
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
       return 'GH_ERR_UPSTREAM_TIMEOUT'
     case 'ECONNRESET':
+    case 'ECONNABORTED':
     case 'EPIPE':
-    case 'UND_ERR_SOCKET':
-    case 'UND_ERR_CLOSED':
+    case 'UND_ERR_SOCKET': // "other side closed" and friends
+    case 'UND_ERR_INFO': // socket torn down under a request
       return 'GH_ERR_UPSTREAM_RESET'
+    case 'UND_ERR_HEADERS_OVERFLOW': // response head larger than maxHeaderSize
+    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH': // body shorter or longer than its Content-Length
+    case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
+      return 'GH_ERR_UPSTREAM_PROTOCOL'
+    case 'UND_ERR_CLOSED': // dispatch on a pool a reload already closed
+    case 'UND_ERR_DESTROYED':
+    case 'UND_ERR_BPL_MISSING_UPSTREAM': // (BalancedPool, not used today) no upstream left
+      return 'GH_ERR_UPSTREAM_UNAVAILABLE'
+    case 'UND_ERR_INVALID_ARG': // undici refuses the request as sent (e.g. a path with chars > 0xff)
+      return 'GH_ERR_REQUEST_MALFORMED'
+    case undefined: // not an undici/socket error: our own abort, or a handler that threw
+    case 'UND_ERR_ABORTED': // we aborted it (client gone, body limit)
+    case 'UND_ERR_ABORT':
+    case 'UND_ERR_NOT_SUPPORTED': // e.g. an Expect header undici will not send
+    case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH': // our request body disagreed with its length
+    case 'UND_ERR_INVALID_RETURN_VALUE':
+    case 'UND_ERR_MAX_ORIGINS_REACHED': // (Agent option, not used today)
+    case 'UND_ERR': // bare UndiciError: undici's own invariant failed
+      return 'GH_ERR_INTERNAL'
     default:
+      // HPE_* (llhttp parse errors), TLS handshake failures, the interceptor/proxy errors a
+      // plain Pool never raises (REQ_RETRY, RESPONSE, PRX_TLS, SOCKS5), anything new: the
+      // upstream did not speak HTTP we can forward.
       return 'GH_ERR_UPSTREAM_PROTOCOL'
   }
+}
+
+/**
+ * Whether a mapped failure is the endpoint's fault and counts toward passive ejection.
+ * A client abort, a request undici refused, a closed pool or a gateway bug is not.
+ */
+export function isEndpointFailure(code: ErrorCode): boolean {
+  return code === 'GH_ERR_UPSTREAM_REFUSED' || code === 'GH_ERR_UPSTREAM_RESET' ||
+    code === 'GH_ERR_UPSTREAM_PROTOCOL' || code === 'GH_ERR_UPSTREAM_CONNECT_TIMEOUT' ||
+    code === 'GH_ERR_UPSTREAM_TIMEOUT'
 }
