@@ -60,7 +60,7 @@ function version(): string {
 
 async function adminTarget(values: { admin?: string; token?: string; config?: string }): Promise<{ base: string; token: string | null }> {
   let base = values.admin ?? null
-  let token = values.token ?? process.env.GATEHOUSE_ADMIN_TOKEN ?? null
+  let token = values.token ?? (process.env.GATEHOUSE_ADMIN_TOKEN || null)
   if ((base === null || token === null) && values.config !== undefined) {
     const loaded = await loadConfigDir(values.config)
     if (loaded.ok) {
@@ -77,8 +77,15 @@ async function callAdmin(method: string, path: string, values: { admin?: string;
   const headers: Record<string, string> = {}
   if (token !== null) headers.authorization = `Bearer ${token}`
   try {
-    const r = await fetch(base + path, { method, headers })
-    return { status: r.status, body: (await r.json()) as Record<string, unknown> }
+    const r = await fetch(base + path, { method, headers, signal: AbortSignal.timeout(60_000) })
+    const text = await r.text()
+    let body: Record<string, unknown>
+    try {
+      body = JSON.parse(text) as Record<string, unknown>
+    } catch {
+      body = { title: `HTTP ${r.status} from ${base}${path}`, detail: text.slice(0, 200) }
+    }
+    return { status: r.status, body }
   } catch (err) {
     process.stderr.write(`gatehouse: cannot reach the admin API at ${base}: ${(err as Error).cause ?? (err as Error).message}\n`)
     process.exit(2)
@@ -90,17 +97,24 @@ async function main(argv: string[]): Promise<number> {
   const rest = argv.slice(1)
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') { process.stdout.write(HELP.main!); return cmd === undefined ? 1 : 0 }
   if (!(cmd in HELP) || cmd === 'main') { process.stderr.write(`gatehouse: unknown command '${cmd}'\n\n${HELP.main}`); return 1 }
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      config: { type: 'string', short: 'c' },
-      admin: { type: 'string' },
-      token: { type: 'string' },
-      'admin-port': { type: 'string' },
-    },
-  })
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        config: { type: 'string', short: 'c' },
+        admin: { type: 'string' },
+        token: { type: 'string' },
+        'admin-port': { type: 'string' },
+      },
+    })
+  } catch (err) {
+    process.stderr.write(`gatehouse ${cmd}: ${(err as Error).message}\n\n${HELP[cmd]!}`)
+    return 1
+  }
+  const { values, positionals } = parsed
   if (values.help) { process.stdout.write(HELP[cmd]!); return 0 }
 
   switch (cmd) {
@@ -140,8 +154,14 @@ async function main(argv: string[]): Promise<number> {
     case 'start': {
       const { Gateway } = await import('../primary/main.js')
       const adminPort = values['admin-port'] === undefined ? undefined : Number(values['admin-port'])
+      if (adminPort !== undefined && !(Number.isInteger(adminPort) && adminPort >= 0 && adminPort <= 65535)) {
+        process.stderr.write(`gatehouse start: --admin-port must be a port number, got '${values['admin-port']}'\n`)
+        return 1
+      }
       const gw = new Gateway({ configDir: values.config ?? DEFAULT_CONFIG_DIR, adminPort })
       const ok = await gw.start()
+      // A signal during start-up: stop() is draining and exits 0 itself.
+      if (!ok && gw.isStopping) return -1
       if (!ok) process.exit(1) // forked workers or the admin socket must not keep us alive
       return -1 // keep running; the signal handlers exit
     }

@@ -34,6 +34,7 @@ export class Gateway {
   private watcher: fs.FSWatcher | null = null
   private watchdog: NodeJS.Timeout | null = null
   private stopping = false
+  private started = false
   private readonly startedAt = Date.now()
   readonly log: Logger = createLogger('primary')
   readonly notify: Notifier
@@ -42,8 +43,19 @@ export class Gateway {
     this.notify = createNotifier(process.env, (level, code, msg) => this.log[level](code, msg))
   }
 
+  /** A stop (signal) began; it drains the workers and exits the process itself. */
+  get isStopping(): boolean { return this.stopping }
+
   /** Returns false (after logging why) when the gateway could not start. */
   async start(): Promise<boolean> {
+    // Handlers go in first: a signal's default action would kill the primary mid-start and
+    // leave the forked workers to notice the lost IPC channel on their own.
+    process.on('SIGHUP', () => {
+      if (this.started) void this.reload()
+      else this.log.warn('GH_WRN_RELOAD_IGNORED', 'SIGHUP during start-up ignored')
+    })
+    process.on('SIGTERM', () => { void this.stop('SIGTERM') })
+    process.on('SIGINT', () => { void this.stop('SIGINT') })
     const loaded = await loadConfigDir(this.opts.configDir)
     if (!loaded.ok) {
       for (const e of loaded.errors) this.log.error('GH_ERR_CONFIG_INVALID', formatConfigError(e))
@@ -63,13 +75,22 @@ export class Gateway {
       onChange: () => this.onWorkersChanged(),
     })
     const adminPort = this.opts.adminPort ?? snap.host.admin.port
-    this.admin = await startAdminServer(snap.host.admin.host, adminPort, snap.host.admin.token, {
-      ready: () => this.readiness(),
-      status: () => this.statusDoc(),
-      config: () => this.configDoc(),
-      reload: () => this.reload(),
-    })
+    try {
+      this.admin = await startAdminServer(snap.host.admin.host, adminPort, snap.host.admin.token, {
+        ready: () => this.readiness(),
+        status: () => this.statusDoc(),
+        config: () => this.configDoc(),
+        reload: () => this.reload(),
+      })
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      const why = e.code === 'EADDRINUSE' ? `${snap.host.admin.host}:${adminPort} is already in use` : e.message
+      this.log.error('GH_ERR_ADMIN_START', `admin API not started: ${why}`)
+      return false
+    }
+    if (this.stopping) { this.admin.close(); return false }
     const ok = await this.supervisor.start(snap)
+    if (this.stopping) return false // stop() drains the workers and exits
     if (!ok) {
       this.log.error('GH_ERR_WORKER_START', 'not every worker could start with the configuration')
       await this.supervisor.stop(1000)
@@ -83,9 +104,7 @@ export class Gateway {
       this.watchdog = setInterval(() => { if (this.supervisor.healthy()) this.notify.watchdog() }, every)
     }
     if (snap.host.watch) this.startWatch()
-    process.on('SIGHUP', () => { void this.reload() })
-    process.on('SIGTERM', () => { void this.stop('SIGTERM') })
-    process.on('SIGINT', () => { void this.stop('SIGINT') })
+    this.started = true
     return true
   }
 
@@ -93,6 +112,7 @@ export class Gateway {
   reload(): Promise<ReloadResult> {
     // Reloads are serialised: a second request while one runs waits for it, then runs.
     const run = async (): Promise<ReloadResult> => {
+      if (this.stopping) return { ok: false, errors: ['the gateway is stopping'] }
       this.notify.reloading('reloading configuration')
       try {
         const loaded = await loadConfigDir(this.opts.configDir)
@@ -112,10 +132,13 @@ export class Gateway {
         }
         this.secrets = loaded.secrets
         this.log.setLevel(snap.host.logLevel)
+        if (snap.host.watch && this.watcher === null) this.startWatch()
+        else if (!snap.host.watch && this.watcher !== null) { this.watcher.close(); this.watcher = null }
         this.log.info('GH_RELOADED', `now serving config ${snap.version}`)
         return { ok: true, version: snap.version, changed: true }
       } finally {
-        this.notify.ready(this.statusLine())
+        // After STOPPING=1 systemd must not see READY=1 again.
+        if (!this.stopping) this.notify.ready(this.statusLine())
       }
     }
     const prev = this.reloading ?? Promise.resolve(null)
@@ -127,12 +150,14 @@ export class Gateway {
   async stop(reason: string): Promise<void> {
     if (this.stopping) return
     this.stopping = true
+    if (this.supervisor === undefined) process.exit(0) // nothing forked yet
     const snap = this.supervisor.currentSnapshot
     const drainMs = snap?.host.drainTimeoutMs ?? 25_000
     this.log.info('GH_STOPPING', `${reason}: draining workers (up to ${drainMs} ms)`)
     this.notify.stopping(`draining (${reason})`)
     if (this.watchdog !== null) clearInterval(this.watchdog)
     this.watcher?.close()
+    this.watcher = null
     await this.supervisor.stop(drainMs)
     this.admin?.close()
     this.notify.close()
@@ -145,8 +170,12 @@ export class Gateway {
     if (cur === null) return
     const a = cur.host
     const b = next.host
-    if (a.workers !== b.workers || a.admin.host !== b.admin.host || a.admin.port !== b.admin.port || a.admin.token !== b.admin.token) {
-      this.log.warn('GH_WRN_RESTART_REQUIRED', 'workers and admin settings change only on restart; the rest was reloaded')
+    const pending: string[] = []
+    if (a.workers !== b.workers) pending.push(`workers ${a.workers} → ${b.workers}`)
+    if (a.admin.host !== b.admin.host || a.admin.port !== b.admin.port) pending.push('admin.address')
+    if (a.admin.token !== b.admin.token) pending.push('admin.token')
+    if (pending.length > 0) {
+      this.log.warn('GH_WRN_RESTART_REQUIRED', `${pending.join(', ')} take effect only on restart; the rest was reloaded`)
     }
   }
 

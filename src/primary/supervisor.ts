@@ -17,6 +17,8 @@ import { pinToCpu } from './cpu-affinity.js'
 
 const WORKER_ENTRY = fileURLToPath(new URL('../worker/main.js', import.meta.url))
 const ACK_TIMEOUT_MS = 15_000
+/** A forked worker that has not said hello by then is wedged in start-up: kill it. */
+const HELLO_TIMEOUT_MS = 30_000
 const BACKOFF_BASE_MS = 100
 const BACKOFF_MAX_MS = 10_000
 /** A worker that stayed up this long resets its slot's backoff. */
@@ -36,15 +38,24 @@ export interface SlotStatus {
 }
 
 interface PendingAck {
-  resolve(ok: AckMsg): void
+  resolve(ok: Ack): void
   timer: NodeJS.Timeout
 }
+
+/**
+ * An ack as the supervisor sees it. `gone` marks a worker that exited (or was never
+ * connected) before answering: that is a crash for onExit to handle, not a rejection of
+ * the snapshot, so it must not roll a reload back.
+ */
+type Ack = AckMsg & { gone?: true }
 
 class WorkerSlot {
   worker: Worker | null = null
   state: 'starting' | 'ready' | 'failed' | 'backoff' | 'stopping' | 'stopped' = 'stopped'
   restarts = 0
   backoffStep = 0
+  /** The worker said gh:hello, so it listens for IPC (a gh:drain will reach it). */
+  helloed = false
   startedAt = 0
   lastHeartbeat = 0
   version: string | null = null
@@ -70,9 +81,13 @@ export class Supervisor {
   private snapshot: Snapshot | null = null
   private stopping = false
   private monitor: NodeJS.Timeout | null = null
+  private heartbeatIntervalMs: number
+  private heartbeatMisses: number
 
   constructor(private readonly opts: SupervisorOptions) {
     this.slots = Array.from({ length: opts.workers }, (_, i) => new WorkerSlot(i, opts.cpus[i % opts.cpus.length]!))
+    this.heartbeatIntervalMs = opts.heartbeatIntervalMs
+    this.heartbeatMisses = opts.heartbeatMisses
     cluster.setupPrimary({ exec: WORKER_ENTRY })
   }
 
@@ -81,10 +96,15 @@ export class Supervisor {
   /** Forks every worker with `snapshot` and resolves once all of them acked it. */
   async start(snapshot: Snapshot): Promise<boolean> {
     this.snapshot = snapshot
+    this.startMonitor()
     const acks = await Promise.all(this.slots.map((s) => this.spawn(s)))
-    this.monitor = setInterval(() => this.checkHeartbeats(), this.opts.heartbeatIntervalMs)
-    this.monitor.unref()
     return acks.every(Boolean)
+  }
+
+  private startMonitor(): void {
+    if (this.monitor !== null) clearInterval(this.monitor)
+    this.monitor = setInterval(() => this.checkHeartbeats(), this.heartbeatIntervalMs)
+    this.monitor.unref()
   }
 
   /**
@@ -93,15 +113,38 @@ export class Supervisor {
    * versions at once for longer than the rollback takes.
    */
   async apply(next: Snapshot): Promise<{ ok: true } | { ok: false; error: string }> {
+    if (this.stopping) return { ok: false, error: 'the gateway is stopping' }
     const prev = this.snapshot
+    // Set first: a worker that is starting (or restarting) right now picks the newest
+    // snapshot up when it acks the one it was given (see spawn).
     this.snapshot = next
     const live = this.slots.filter((s) => s.worker !== null && s.state === 'ready')
     const acks = await Promise.all(live.map((s) => this.request(s, next)))
-    const failed = acks.find((a) => !a.ok)
-    if (failed === undefined) return { ok: true }
+    // A worker that died meanwhile did not reject anything; its replacement gets `next`.
+    const failed = acks.find((a) => !a.ok && a.gone !== true)
+    if (failed === undefined) {
+      if (this.stopping) return { ok: false, error: 'the gateway is stopping' }
+      this.applyHeartbeat(next)
+      return { ok: true }
+    }
     this.snapshot = prev
     if (prev !== null) await Promise.all(live.map((s) => this.request(s, prev)))
     return { ok: false, error: failed.error ?? 'worker rejected the snapshot' }
+  }
+
+  /**
+   * Heartbeat settings follow the config: every worker restarted its beat at the new
+   * interval when it acked, so judging it by the old (shorter) limit would kill healthy
+   * workers after a reload that lengthened the interval.
+   */
+  private applyHeartbeat(snap: Snapshot): void {
+    const { heartbeatIntervalMs: every, heartbeatMisses: misses } = snap.host
+    if (every === this.heartbeatIntervalMs && misses === this.heartbeatMisses) return
+    this.heartbeatIntervalMs = every
+    this.heartbeatMisses = misses
+    const now = Date.now()
+    for (const s of this.slots) if (s.worker !== null) s.lastHeartbeat = Math.max(s.lastHeartbeat, now)
+    this.startMonitor()
   }
 
   /** Every slot has a worker serving the current snapshot. */
@@ -110,11 +153,16 @@ export class Supervisor {
     return v !== undefined && this.slots.every((s) => s.state === 'ready' && s.version === v)
   }
 
-  /** Every worker has sent a heartbeat recently (the watchdog only pets while this holds). */
+  /**
+   * The host serves traffic: at least one worker is ready and heartbeating. The systemd
+   * watchdog is petted only while this holds. Requiring *every* worker would let one
+   * crash-looping worker (in backoff up to BACKOFF_MAX_MS) get the whole service killed,
+   * although the supervisor is already replacing it and the others serve.
+   */
   healthy(): boolean {
-    const limit = this.opts.heartbeatIntervalMs * this.opts.heartbeatMisses
+    const limit = this.heartbeatIntervalMs * this.heartbeatMisses
     const now = Date.now()
-    return this.slots.every((s) => s.state === 'ready' && now - s.lastHeartbeat <= limit)
+    return this.slots.some((s) => s.state === 'ready' && now - s.lastHeartbeat <= limit)
   }
 
   status(): SlotStatus[] {
@@ -148,8 +196,12 @@ export class Supervisor {
       if (w === null) continue
       s.state = 'stopping'
       exits.push(new Promise<void>((resolve) => {
-        const kill = setTimeout(() => { w.process.kill('SIGKILL') }, drainTimeoutMs + 5000)
+        if (w.process.exitCode !== null || w.process.signalCode !== null) { resolve(); return }
+        let kill: NodeJS.Timeout | undefined
         w.once('exit', () => { clearTimeout(kill); resolve() })
+        // A worker that has not said hello serves nothing and may not hear gh:drain yet.
+        if (!s.helloed || !w.isConnected()) { w.process.kill('SIGKILL'); return }
+        kill = setTimeout(() => { w.process.kill('SIGKILL') }, drainTimeoutMs + 5000)
         this.send(w, { type: 'gh:drain', timeoutMs: drainTimeoutMs })
       }))
     }
@@ -160,12 +212,12 @@ export class Supervisor {
     if (w.isConnected()) w.send(m)
   }
 
-  private request(s: WorkerSlot, snapshot: Snapshot): Promise<AckMsg> {
+  private request(s: WorkerSlot, snapshot: Snapshot): Promise<Ack> {
     const w = s.worker
     const requestId = newRequestId()
-    const fail = (error: string): AckMsg => ({ type: 'gh:ack', requestId, version: snapshot.version, ok: false, error })
-    if (w === null || !w.isConnected()) return Promise.resolve(fail('worker not connected'))
-    return new Promise<AckMsg>((resolve) => {
+    const fail = (error: string): Ack => ({ type: 'gh:ack', requestId, version: snapshot.version, ok: false, error })
+    if (w === null || !w.isConnected()) return Promise.resolve({ ...fail('worker not connected'), gone: true })
+    return new Promise<Ack>((resolve) => {
       const timer = setTimeout(() => {
         s.pending.delete(requestId)
         resolve(fail(`worker ${w.process.pid} did not ack within ${ACK_TIMEOUT_MS} ms`))
@@ -180,6 +232,7 @@ export class Supervisor {
     // Only the primary talks to systemd (NotifyAccess=main).
     const w = cluster.fork({ ...env, NOTIFY_SOCKET: '' })
     s.worker = w
+    s.helloed = false
     s.state = 'starting'
     s.startedAt = Date.now()
     s.lastHeartbeat = Date.now()
@@ -203,6 +256,7 @@ export class Supervisor {
           return
         }
         case 'gh:hello':
+          s.helloed = true
           w.emit('gh:hello')
           return
         case 'gh:heartbeat':
@@ -215,11 +269,17 @@ export class Supervisor {
       }
     })
     w.on('exit', (code, signal) => this.onExit(s, w, code, signal))
-    const snap = this.snapshot!
     return new Promise<boolean>((resolve) => {
+      const helloTimer = setTimeout(() => {
+        if (s.worker !== w || s.helloed) return
+        this.opts.log.error('GH_ERR_WORKER_START', `worker ${pid} (slot ${s.index}) did not start within ${HELLO_TIMEOUT_MS} ms; replacing it`)
+        w.process.kill('SIGKILL')
+      }, HELLO_TIMEOUT_MS)
+      helloTimer.unref()
       w.once('gh:hello', () => {
-        void this.request(s, snap).then((ack) => {
-          if (s.worker !== w) { resolve(false); return }
+        clearTimeout(helloTimer)
+        void this.catchUp(s, w).then((ack) => {
+          if (s.worker !== w || this.stopping) { resolve(false); return }
           if (ack.ok) {
             s.state = 'ready'
             this.opts.log.info('GH_WORKER_READY', `worker ${pid} (slot ${s.index}, cpu ${s.cpu}) serving ${ack.version}`)
@@ -232,14 +292,27 @@ export class Supervisor {
           resolve(ack.ok)
         })
       })
-      w.once('exit', () => resolve(false))
+      w.once('exit', () => { clearTimeout(helloTimer); resolve(false) })
     })
+  }
+
+  /**
+   * Sends the current snapshot until the worker acks the one that is current when the
+   * ack arrives: a reload (or a rollback) that ran while this worker was starting only
+   * reached the ready workers, so a (re)started worker must not settle on an older one.
+   */
+  private async catchUp(s: WorkerSlot, w: Worker): Promise<Ack> {
+    for (;;) {
+      const snap = this.snapshot!
+      const ack = await this.request(s, snap)
+      if (!ack.ok || s.worker !== w || this.stopping || this.snapshot === null || this.snapshot.version === ack.version) return ack
+    }
   }
 
   private onExit(s: WorkerSlot, w: Worker, code: number | null, signal: string | null): void {
     if (s.worker !== w) return
     for (const p of s.pending.values()) clearTimeout(p.timer)
-    for (const [id, p] of s.pending) p.resolve({ type: 'gh:ack', requestId: id, version: '', ok: false, error: 'worker exited' })
+    for (const [id, p] of s.pending) p.resolve({ type: 'gh:ack', requestId: id, version: '', ok: false, error: 'worker exited', gone: true })
     s.pending.clear()
     s.worker = null
     if (this.stopping) { s.state = 'stopped'; this.opts.onChange(); return }
@@ -259,7 +332,7 @@ export class Supervisor {
 
   /** A worker that misses heartbeats is hung (or SIGSTOPped): kill it; onExit replaces it. */
   private checkHeartbeats(): void {
-    const limit = this.opts.heartbeatIntervalMs * this.opts.heartbeatMisses
+    const limit = this.heartbeatIntervalMs * this.heartbeatMisses
     const now = Date.now()
     for (const s of this.slots) {
       const w = s.worker

@@ -43,8 +43,21 @@ function tlsKey(l: ListenerSnap): string {
   return l.tls === null ? '' : JSON.stringify(l.tls)
 }
 
+// Snapshots apply one at a time, in arrival order: an apply awaits listen(), and two
+// interleaved applies could bind the same port twice or let an older one win the swap.
+let applying: Promise<void> = Promise.resolve()
+
+function enqueueSnapshot(msg: SnapshotMsg): void {
+  applying = applying.then(() => applySnapshot(msg))
+}
+
 async function applySnapshot(msg: SnapshotMsg): Promise<void> {
   const snap = msg.snapshot
+  if (state.draining) {
+    // Listeners are closed for good; applying would open them again.
+    send({ type: 'gh:ack', requestId: msg.requestId, version: snap.version, ok: false, error: 'worker is draining' })
+    return
+  }
   try {
     const rt = buildRuntime(snap, upstreams)
     // Open new listeners first, so a bind failure rejects the snapshot before anything changes.
@@ -58,8 +71,12 @@ async function applySnapshot(msg: SnapshotMsg): Promise<void> {
         const token = await listen(l.host, l.port, l.tls, makeRequestHandler(state, key))
         listeners.set(key, { token, tlsKey: tlsKey(l) })
         opened.push(key)
+        if (state.draining) throw new Error('worker is draining')
       } catch (err) {
-        for (const k of opened) { closeListenSocket(listeners.get(k)!.token); listeners.delete(k) }
+        for (const k of opened) {
+          const o = listeners.get(k)
+          if (o !== undefined) { closeListenSocket(o.token); listeners.delete(k) }
+        }
         throw err
       }
     }
@@ -105,7 +122,7 @@ function finishDrain(abandoned: number): void {
 process.on('message', (m: unknown) => {
   if (!isGhMessage(m)) return
   switch (m.type) {
-    case 'gh:snapshot': void applySnapshot(m); break
+    case 'gh:snapshot': enqueueSnapshot(m); break
     case 'gh:drain': drain(m.timeoutMs); break
   }
 })

@@ -191,3 +191,118 @@ spec:
   heartbeat: { intervalMs: 250, misses: 8 }
 ${extra}`
 }
+
+// ── process lifecycle helpers (lifecycle-*.test.ts, cli.test.ts) ──────────────────
+
+/** Live (non-zombie) child pids of `pid`, read from /proc. */
+export function childPids(pid: number): number[] {
+  const out: number[] = []
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8')
+      // pid (comm) state ppid ...; comm may hold spaces or parens, so split after the last ')'.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (Number(fields[1]) === pid && fields[0] !== 'Z') out.push(Number(name))
+    } catch {}
+  }
+  return out
+}
+
+/** True while `pid` exists and is not a zombie. */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    return false
+  }
+}
+
+/** Waits (bounded) until none of `pids` is alive; throws naming the survivors. */
+export async function waitGone(pids: number[], timeoutMs = 10_000): Promise<void> {
+  await waitFor(`pids ${pids.join(', ')} to be gone`, () => pids.every((p) => !isAlive(p)), timeoutMs).catch(() => {
+    const left = pids.filter(isAlive)
+    for (const p of left) { try { process.kill(p, 'SIGKILL') } catch {} }
+    throw new Error(`processes left behind: ${left.join(', ')}`)
+  })
+}
+
+/** Stops a gateway and checks that the primary and every worker it had are gone. */
+export async function stopAndCheck(gw: Gateway | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null } | null> {
+  if (gw === undefined) return null
+  const pids = gw.proc.pid === undefined ? [] : childPids(gw.proc.pid)
+  const r = await gw.stop(signal)
+  await waitGone(pids)
+  return r
+}
+
+export interface LoadStats {
+  ok: number
+  failed: number
+  errors: string[]
+  /** Value of the `header` response header → count. */
+  seen: Map<string, number>
+}
+
+/**
+ * `clients` keep-alive clients (one connection each, undici Client) looping GET `path`
+ * until stop() is called, `maxMs` passes or `maxRequests` were sent in all.
+ */
+export function startLoad(port: number, path: string, opts: { clients?: number; maxMs?: number; maxRequests?: number; header?: string } = {}): { stats: LoadStats; stop(): Promise<LoadStats> } {
+  const { clients = 8, maxMs = 20_000, maxRequests = 200_000, header = '' } = opts
+  const stats: LoadStats = { ok: 0, failed: 0, errors: [], seen: new Map() }
+  const end = Date.now() + maxMs
+  let sent = 0
+  let stopped = false
+  const loops = Array.from({ length: clients }, async () => {
+    const { Client } = await import('undici')
+    const c = new Client(`http://127.0.0.1:${port}`, { pipelining: 1, keepAliveTimeout: 30_000 })
+    try {
+      while (!stopped && Date.now() < end && sent < maxRequests) {
+        sent++
+        try {
+          const r = await c.request({ method: 'GET', path, headersTimeout: 10_000, bodyTimeout: 10_000 })
+          await r.body.text()
+          if (r.statusCode === 200) {
+            stats.ok++
+            if (header !== '') {
+              const v = String(r.headers[header] ?? '')
+              stats.seen.set(v, (stats.seen.get(v) ?? 0) + 1)
+            }
+          } else {
+            stats.failed++
+            if (stats.errors.length < 20) stats.errors.push(`HTTP ${r.statusCode}`)
+          }
+        } catch (err) {
+          stats.failed++
+          if (stats.errors.length < 20) stats.errors.push(`${(err as { code?: string }).code ?? ''} ${(err as Error).message}`)
+        }
+      }
+    } finally {
+      await c.close().catch(() => {})
+    }
+  })
+  const all = Promise.all(loops)
+  return {
+    stats,
+    async stop() {
+      stopped = true
+      await all
+      return stats
+    },
+  }
+}
+
+/** Runs the built CLI; resolves with its exit code and output (bounded by `timeoutMs`). */
+export function runCli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    p.stdout!.on('data', (c: Buffer) => { stdout += c.toString() })
+    p.stderr!.on('data', (c: Buffer) => { stderr += c.toString() })
+    const t = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 30_000)
+    p.once('close', (code) => { clearTimeout(t); resolve({ code, stdout, stderr }) })
+  })
+}
