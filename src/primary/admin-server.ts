@@ -16,7 +16,7 @@ export interface AdminHandlers {
   ready(): { ready: boolean; reason: string }
   status(): unknown
   config(): unknown
-  reload(): Promise<{ ok: true; version: string; changed: boolean } | { ok: false; errors: string[] }>
+  reload(): Promise<{ ok: true; version: string; changed: boolean } | { ok: false; invalid: boolean; errors: string[] }>
 }
 
 export function isLoopback(host: string): boolean {
@@ -67,7 +67,9 @@ export async function startAdminServer(host: string, port: number, token: string
         req.resume()
         h.reload().then((r) => {
           if (r.ok) send(res, 200, r)
-          else sendProblem(res, 'GH_ERR_CONFIG_INVALID', `${r.errors.length} error(s); the running config is unchanged`, { errors: r.errors })
+          else if (r.invalid) sendProblem(res, 'GH_ERR_CONFIG_INVALID', `${r.errors.length} error(s); the running config is unchanged`, { errors: r.errors })
+          // Valid config that a worker could not apply (e.g. a port in use): rolled back.
+          else sendProblem(res, 'GH_ERR_RELOAD_FAILED', `${r.errors.join('; ')}; the running config is unchanged`, { errors: r.errors })
         }, (err: Error) => sendProblem(res, 'GH_ERR_RELOAD_FAILED', err.message))
         return
       default:

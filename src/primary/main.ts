@@ -24,7 +24,7 @@ export interface GatewayOptions {
   adminPort?: number
 }
 
-type ReloadResult = { ok: true; version: string; changed: boolean } | { ok: false; errors: string[] }
+type ReloadResult = { ok: true; version: string; changed: boolean } | { ok: false; invalid: boolean; errors: string[] }
 
 export class Gateway {
   private supervisor!: Supervisor
@@ -112,7 +112,7 @@ export class Gateway {
   reload(): Promise<ReloadResult> {
     // Reloads are serialised: a second request while one runs waits for it, then runs.
     const run = async (): Promise<ReloadResult> => {
-      if (this.stopping) return { ok: false, errors: ['the gateway is stopping'] }
+      if (this.stopping) return { ok: false, invalid: false, errors: ['the gateway is stopping'] }
       this.notify.reloading('reloading configuration')
       try {
         const loaded = await loadConfigDir(this.opts.configDir)
@@ -120,7 +120,7 @@ export class Gateway {
           const errors = loaded.errors.map(formatConfigError)
           for (const e of errors) this.log.error('GH_ERR_CONFIG_INVALID', e)
           this.log.error('GH_ERR_RELOAD_FAILED', `reload rejected (${errors.length} errors); still serving ${this.supervisor.currentSnapshot?.version}`)
-          return { ok: false, errors }
+          return { ok: false, invalid: true, errors }
         }
         const snap = loaded.snapshot
         if (snap.version === this.supervisor.currentSnapshot?.version) return { ok: true, version: snap.version, changed: false }
@@ -128,7 +128,7 @@ export class Gateway {
         const r = await this.supervisor.apply(snap)
         if (!r.ok) {
           this.log.error('GH_ERR_RELOAD_FAILED', `reload rolled back: ${r.error}`)
-          return { ok: false, errors: [r.error] }
+          return { ok: false, invalid: false, errors: [r.error] }
         }
         this.secrets = loaded.secrets
         this.log.setLevel(snap.host.logLevel)

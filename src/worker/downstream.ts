@@ -28,6 +28,12 @@ export interface DownstreamListener {
 
 export type HeaderValue = string | Buffer
 
+/**
+ * Set once when the worker starts draining: every response from then on, including those
+ * of requests already in flight, tells the client to close (the worker is about to exit).
+ */
+export const drainSignal = { draining: false }
+
 export class Downstream {
   state: DownState = DownState.Open
   /** Total body bytes for tryEnd, or -1 for chunked. */
@@ -65,7 +71,7 @@ export class Downstream {
       if (contentType !== null) res.writeHeader('content-type', contentType)
       if (headers !== null) for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i] as string, headers[i + 1]!)
       // end(body, true) writes "Connection: close" itself and closes after the write.
-      res.end(body, this.closeConnection)
+      res.end(body, this.closeConnection || drainSignal.draining)
     })
     this.bytesOut += body.length
     this.listener?.onResponseDone()
@@ -84,7 +90,7 @@ export class Downstream {
     res.cork(() => {
       res.writeStatus(statusText ? `${status} ${statusText}` : statusLine(status))
       for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i] as string, headers[i + 1]!)
-      if (this.closeConnection) res.writeHeader('connection', 'close')
+      if (this.closeConnection || drainSignal.draining) res.writeHeader('connection', 'close')
       if (noBody) {
         this.state = DownState.Done
         // HEAD keeps the upstream's length. endWithoutBody(n) would leave uWS waiting for n

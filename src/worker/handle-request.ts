@@ -102,7 +102,6 @@ export function makeRequestHandler(state: WorkerState, listenerKey: string): Req
     const rt = state.runtime
     const lr = rt === null ? undefined : rt.listeners.get(listenerKey)
     if (rt === null || lr === undefined) { reject(down, 'GH_ERR_DRAINING'); return }
-    if (state.draining) down.closeConnection = true
 
     const method = METHODS[req.getMethod()] ?? req.getMethod().toUpperCase()
     const url = req.getUrl()

@@ -9,6 +9,7 @@
 import { isGhMessage, type ToPrimary, type SnapshotMsg } from '../ipc/protocol.js'
 import type { ListenerSnap } from '../config/snapshot.js'
 import { createLogger } from '../telemetry/runtime-log.js'
+import { drainSignal } from './downstream.js'
 import { makeRequestHandler, type WorkerState } from './handle-request.js'
 import { buildRuntime, listenerKey } from './runtime.js'
 import { UpstreamRegistry } from './upstream.js'
@@ -58,8 +59,10 @@ async function applySnapshot(msg: SnapshotMsg): Promise<void> {
     send({ type: 'gh:ack', requestId: msg.requestId, version: snap.version, ok: false, error: 'worker is draining' })
     return
   }
+  let built: ReturnType<typeof buildRuntime> | null = null
   try {
-    const rt = buildRuntime(snap, upstreams)
+    built = buildRuntime(snap, upstreams)
+    const rt = built.runtime
     // Open new listeners first, so a bind failure rejects the snapshot before anything changes.
     const wanted = new Map(snap.listeners.map((l) => [listenerKey(l), l]))
     const opened: string[] = []
@@ -81,6 +84,7 @@ async function applySnapshot(msg: SnapshotMsg): Promise<void> {
       }
     }
     state.runtime = rt
+    built.commit()
     for (const [key, l] of listeners) {
       if (!wanted.has(key)) { closeListenSocket(l.token); listeners.delete(key) }
     }
@@ -88,6 +92,7 @@ async function applySnapshot(msg: SnapshotMsg): Promise<void> {
     startHeartbeat(snap.host.heartbeatIntervalMs)
     send({ type: 'gh:ack', requestId: msg.requestId, version: snap.version, ok: true })
   } catch (err) {
+    built?.discard()
     log.error('GH_ERR_RELOAD_FAILED', `snapshot ${snap.version} not applied: ${(err as Error).message}`)
     send({ type: 'gh:ack', requestId: msg.requestId, version: snap.version, ok: false, error: (err as Error).message })
   }
@@ -103,6 +108,7 @@ function startHeartbeat(intervalMs: number): void {
 function drain(timeoutMs: number): void {
   if (state.draining) return
   state.draining = true
+  drainSignal.draining = true
   for (const l of listeners.values()) closeListenSocket(l.token)
   listeners.clear()
   if (state.inFlight === 0) { finishDrain(0); return }

@@ -91,8 +91,18 @@ function buildListener(l: ListenerSnap, services: ReadonlyMap<string, ServiceRun
   }
 }
 
-export function buildRuntime(snapshot: Snapshot, upstreams: UpstreamRegistry): Runtime {
-  const services = upstreams.build(snapshot.services)
+/** Builds a runtime beside the live one; `commit` once it serves, `discard` if it is rejected. */
+export function buildRuntime(snapshot: Snapshot, upstreams: UpstreamRegistry): { runtime: Runtime; commit(): void; discard(): void } {
+  const prepared = upstreams.prepare(snapshot.services)
+  try {
+    return { runtime: compileRuntime(snapshot, prepared.services), commit: prepared.commit, discard: prepared.discard }
+  } catch (err) {
+    prepared.discard()
+    throw err
+  }
+}
+
+function compileRuntime(snapshot: Snapshot, services: ReadonlyMap<string, ServiceRuntime>): Runtime {
   const listeners = new Map<string, ListenerRuntime>()
   for (const l of snapshot.listeners) listeners.set(listenerKey(l), buildListener(l, services))
   let trusted: BlockList | null = null
@@ -131,7 +141,8 @@ export function selectRoute(api: ApiRuntime, ex: Exchange): boolean {
     }
     if (rewritten === null) continue
     ex.route = r
-    ex.upstreamPath = rewritten === '' ? '/' : rewritten
+    // A capture like /(.*) drops the slash; an upstream path always starts with one.
+    ex.upstreamPath = rewritten.charCodeAt(0) === 47 /* / */ ? rewritten : '/' + rewritten
     if (r.cumulative === null) ex.service = r.services[0]!
     else {
       const x = Math.random() * r.totalWeight

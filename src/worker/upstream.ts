@@ -170,14 +170,27 @@ export class ServiceRuntime {
   }
 }
 
+export interface PreparedUpstreams {
+  services: Map<string, ServiceRuntime>
+  commit(): void
+  discard(): void
+}
+
 /** Keeps endpoints (pools + health) alive across snapshots when their definition is unchanged. */
 export class UpstreamRegistry {
   private endpoints = new Map<string, Endpoint>()
 
   /** Builds the services of a snapshot, reusing endpoints, and closes the ones left over. */
-  build(services: Record<string, ServiceSnap>): Map<string, ServiceRuntime> {
+  /**
+   * Builds the services of a snapshot, reusing endpoints, without touching the live ones:
+   * the snapshot may still be rejected (a listener that cannot bind). `commit` makes it
+   * the registry's state (health checks follow the new settings, dropped endpoints close);
+   * `discard` closes only what this build created.
+   */
+  prepare(services: Record<string, ServiceSnap>): PreparedUpstreams {
     const next = new Map<string, Endpoint>()
     const out = new Map<string, ServiceRuntime>()
+    const checks: Array<[Endpoint, ServiceSnap]> = []
     for (const svc of Object.values(services)) {
       const eps: Endpoint[] = []
       for (const ep of svc.endpoints) {
@@ -185,16 +198,26 @@ export class UpstreamRegistry {
         const key = `${svc.name}|${ep.origin}|${svc.connectTimeoutMs}|${svc.responseTimeoutMs}|${svc.keepAliveTimeoutMs}|${svc.connectionsPerEndpoint}|${ep.pathPrefix}`
         let e = next.get(key) ?? this.endpoints.get(key)
         if (e === undefined) e = new Endpoint(key, ep, svc)
-        e.weight = ep.weight
         next.set(key, e)
         eps.push(e)
-        e.configureActiveChecks(svc)
+        checks.push([e, svc])
       }
       out.set(svc.name, new ServiceRuntime(svc, eps))
     }
-    for (const [key, e] of this.endpoints) if (!next.has(key)) void e.close()
-    this.endpoints = next
-    return out
+    return {
+      services: out,
+      commit: () => {
+        for (const [e, svc] of checks) {
+          e.weight = svc.endpoints.find((x) => e.origin === x.origin && e.pathPrefix === x.pathPrefix)?.weight ?? e.weight
+          e.configureActiveChecks(svc)
+        }
+        for (const [key, e] of this.endpoints) if (!next.has(key)) void e.close()
+        this.endpoints = next
+      },
+      discard: () => {
+        for (const [key, e] of next) if (!this.endpoints.has(key)) void e.close()
+      },
+    }
   }
 
   closeAll(): Promise<void> {
