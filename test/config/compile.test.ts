@@ -157,7 +157,7 @@ describe('compiling a valid config', () => {
       accessLogs: true,
       logDirectory: null,
       trustedProxies: [],
-      limits: { maxUrlBytes: 8192, maxHeaderBytes: 16384, maxHeaderCount: 100 },
+      limits: { maxUrlBytes: 4096, maxHeaderBytes: 8192, maxHeaderCount: 40 },
     })
   })
 
@@ -175,7 +175,7 @@ describe('compiling a valid config', () => {
         '  heartbeat: { intervalMs: 500, misses: 3 }',
         '  watch: true',
         '  trustedProxies: [10.0.0.0/8, 192.168.1.1, "::1"]',
-        '  limits: { maxUrlBytes: 4096 }',
+        '  limits: { maxUrlBytes: 2048 }',
       ],
     })
     assert.deepEqual((await snapshotOf(dir)).host, {
@@ -189,7 +189,7 @@ describe('compiling a valid config', () => {
       accessLogs: false,
       logDirectory: path.join(dir, 'logs'),
       trustedProxies: ['10.0.0.0/8', '192.168.1.1/32', '::1/128'],
-      limits: { maxUrlBytes: 4096, maxHeaderBytes: 16384, maxHeaderCount: 100 },
+      limits: { maxUrlBytes: 2048, maxHeaderBytes: 8192, maxHeaderCount: 40 },
     })
   })
 
