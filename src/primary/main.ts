@@ -17,6 +17,7 @@ import { startAdminServer } from './admin-server.js'
 import { allowedCpus } from './cpu-affinity.js'
 import { createNotifier, type Notifier } from './sd-notify.js'
 import { Supervisor } from './supervisor.js'
+import { busyListeners } from './port-check.js'
 
 export interface GatewayOptions {
   configDir: string
@@ -64,6 +65,11 @@ export class Gateway {
     const snap = loaded.snapshot
     this.secrets = loaded.secrets
     this.log.setLevel(snap.host.logLevel)
+    const busy = await busyListeners(snap.listeners)
+    if (busy.length > 0) {
+      for (const b of busy) this.log.error('GH_ERR_LISTENER_BUSY', b)
+      return false
+    }
     const cpus = allowedCpus()
     const workers = snap.host.workers === 'auto' ? cpus.length : snap.host.workers
     this.supervisor = new Supervisor({

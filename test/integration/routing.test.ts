@@ -165,3 +165,41 @@ describe('routing and forwarding through a real gateway', () => {
     assert.equal(r.json().headers.host, 'shop.example')
   })
 })
+
+describe('forwarding headers behind a trusted proxy', () => {
+  let gw: Gateway
+  let up: Upstream
+  let port: number
+
+  before(async () => {
+    up = await startUpstream()
+    port = await freePort()
+    const dir = tempDir()
+    writeConfig(dir, {
+      'api.yaml': apiYaml('t', port, '/t', `    all:
+      service: s
+      routes: [{ rules: [{ path: (/.*) }] }]
+`) + '---\n' + serviceYaml('s', [up.origin]) + '---\n' + hostYaml('  trustedProxies: [127.0.0.0/8]\n'),
+    })
+    gw = await startGateway(dir)
+  })
+
+  after(async () => {
+    await gw?.stop()
+    await up?.close()
+  })
+
+  test('X-Forwarded-For from a trusted proxy is appended to and its X-Forwarded-Proto kept', async () => {
+    const r = await request(`http://127.0.0.1:${port}/t/x`, { headers: { 'x-forwarded-for': '203.0.113.9, 10.1.2.3', 'x-forwarded-proto': 'https' } })
+    const h = (JSON.parse(await r.body.text()) as { headers: Record<string, string> }).headers
+    assert.equal(h['x-forwarded-for'], '203.0.113.9, 10.1.2.3, 127.0.0.1')
+    assert.equal(h['x-forwarded-proto'], 'https')
+  })
+
+  test('without an incoming X-Forwarded-For the client address is the whole chain', async () => {
+    const r = await request(`http://127.0.0.1:${port}/t/x`)
+    const h = (JSON.parse(await r.body.text()) as { headers: Record<string, string> }).headers
+    assert.equal(h['x-forwarded-for'], '127.0.0.1')
+    assert.equal(h['x-forwarded-proto'], 'http')
+  })
+})
