@@ -13,9 +13,9 @@
  *   cpuOf(worker.process.pid!)                       // [2] once pinned, for /status
  */
 import { execFile } from 'node:child_process'
-import { accessSync, constants as fsConstants, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { delimiter, isAbsolute, join } from 'node:path'
+import { findExecutable } from '../util/find-executable.js'
 
 export type PinResult = { ok: true } | { ok: false; reason: string }
 
@@ -80,18 +80,6 @@ export function cpuOf(pid: number): number[] | null {
   return readCpusAllowed(`/proc/${pid}/status`)
 }
 
-/** Not cached: pinning happens only when a worker is forked, and PATH may change. */
-function findExecutable(name: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!isAbsolute(dir)) continue
-    const file = join(dir, name)
-    try {
-      accessSync(file, fsConstants.X_OK)
-      return file
-    } catch {}
-  }
-  return null
-}
 
 /**
  * Restricts `pid` to `cpu` with `taskset -cp`. Never rejects; failures come back as a reason.

@@ -26,9 +26,8 @@
  *   process.on('SIGTERM', () => { notify.stopping('draining'); drain() })
  */
 import { spawn } from 'node:child_process'
-import { accessSync, constants as fsConstants } from 'node:fs'
+import { findExecutable } from '../util/find-executable.js'
 import { createRequire } from 'node:module'
-import { delimiter, isAbsolute, join } from 'node:path'
 import { getSystemErrorName } from 'node:util'
 
 /** Log codes this module emits. Operator-facing log lines, not HTTP problems. */
@@ -125,21 +124,6 @@ function nativePath(socket: string): string | null {
   return Buffer.byteLength(socket) <= MAX_NATIVE_PATH_BYTES ? socket : null
 }
 
-/**
- * Kept local rather than shared with cpu-affinity.ts: both modules must stand alone and
- * the helper is eight lines.
- */
-function findExecutable(name: string, pathVar: string | undefined): string | null {
-  for (const dir of (pathVar ?? '').split(delimiter)) {
-    if (!isAbsolute(dir)) continue
-    const file = join(dir, name)
-    try {
-      accessSync(file, fsConstants.X_OK)
-      return file
-    } catch {}
-  }
-  return null
-}
 
 function errName(err: ErrnoLike): string {
   if (typeof err.code === 'number') {

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { apiYaml, freePort, hostYaml, rawRequest, serviceYaml, sleep, startGateway, startUpstream, statusOf, tempDir, writeConfig, type Gateway, type Upstream } from '../helpers/gateway.js'
+import { catchAllConfig, freePort, rawRequest, sleep, startGateway, startUpstream, statusOf, tempDir, writeConfig, type Gateway, type Upstream } from '../helpers/gateway.js'
 
 /*
  * Framing and limits at their boundaries. Every rejected case also checks that nothing
@@ -25,11 +25,10 @@ describe('request framing and limits', () => {
     port = await freePort()
     const dir = tempDir()
     writeConfig(dir, {
-      'a.yaml': apiYaml('f', port, '/f', `    all:
-      service: s
-      routes: [{ rules: [{ path: (/.*) }] }]
-`, `  maxRequestBodyBytes: ${MAX_BODY}\n`) + '---\n' + serviceYaml('s', [up.origin]) + '---\n' +
-        hostYaml(`  limits: { maxUrlBytes: ${LIMITS.maxUrlBytes}, maxHeaderBytes: ${LIMITS.maxHeaderBytes}, maxHeaderCount: ${LIMITS.maxHeaderCount} }\n`),
+      'a.yaml': catchAllConfig(port, '/f', [up.origin], {
+        api: `  maxRequestBodyBytes: ${MAX_BODY}\n`,
+        host: `  limits: { maxUrlBytes: ${LIMITS.maxUrlBytes}, maxHeaderBytes: ${LIMITS.maxHeaderBytes}, maxHeaderCount: ${LIMITS.maxHeaderCount} }\n`,
+      }),
     })
     gw = await startGateway(dir)
   })

@@ -1,7 +1,7 @@
 import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import net from 'node:net'
-import { apiYaml, freePort, hostYaml, serviceYaml, startGateway, startUpstream, tempDir, writeConfig, type Gateway, type Upstream } from '../helpers/gateway.js'
+import { catchAllConfig, freePort, startGateway, startUpstream, tempDir, writeConfig, type Gateway, type Upstream } from '../helpers/gateway.js'
 
 describe('start-up refuses ports another process holds', () => {
   const cleanup: Array<() => Promise<unknown> | unknown> = []
@@ -10,10 +10,7 @@ describe('start-up refuses ports another process holds', () => {
   async function config(port: number, up: Upstream): Promise<string> {
     const dir = tempDir()
     writeConfig(dir, {
-      'a.yaml': apiYaml('a', port, '/a', `    all:
-      service: s
-      routes: [{ rules: [{ path: (/.*) }] }]
-`) + '---\n' + serviceYaml('s', [up.origin]) + '---\n' + hostYaml(),
+      'a.yaml': catchAllConfig(port, '/a', [up.origin]),
     })
     return dir
   }

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { request } from 'undici'
-import { apiYaml, freePort, hostYaml, serviceYaml, startGateway, startUpstream, tempDir, writeConfig, type Gateway, type Upstream } from '../helpers/gateway.js'
+import { apiYaml, catchAllConfig, freePort, hostYaml, serviceYaml, startGateway, startUpstream, tempDir, writeConfig, type Gateway, type Upstream } from '../helpers/gateway.js'
 
 /*
  * The first three policies through the real gateway: header-injection, header-removal and
@@ -153,13 +153,10 @@ describe('cors with rejectUnknownOrigins', () => {
     port = await freePort()
     const dir = tempDir()
     writeConfig(dir, {
-      'api.yaml': apiYaml('c', port, '/c', `    all:
-      service: s
-      routes: [{ rules: [{ path: (/.*) }] }]
-`, `  policies:
+      'api.yaml': catchAllConfig(port, '/c', [up.origin], { api: `  policies:
     - policyRef: { name: cors }
       config: { allowOrigins: ["https://only.example"], rejectUnknownOrigins: true }
-`) + '---\n' + serviceYaml('s', [up.origin]) + '---\n' + hostYaml(),
+` }),
     })
     gw = await startGateway(dir)
   })

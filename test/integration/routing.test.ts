@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Agent, request } from 'undici'
-import { apiYaml, freePort, hostYaml, rawRequest, serviceYaml, startGateway, startUpstream, statusOf, tempDir, writeConfig, type Gateway, type Upstream } from '../helpers/gateway.js'
+import { apiYaml, catchAllConfig, freePort, hostYaml, rawRequest, serviceYaml, startGateway, startUpstream, statusOf, tempDir, writeConfig, type Gateway, type Upstream } from '../helpers/gateway.js'
 
 describe('routing and forwarding through a real gateway', () => {
   let gw: Gateway
@@ -176,10 +176,7 @@ describe('forwarding headers behind a trusted proxy', () => {
     port = await freePort()
     const dir = tempDir()
     writeConfig(dir, {
-      'api.yaml': apiYaml('t', port, '/t', `    all:
-      service: s
-      routes: [{ rules: [{ path: (/.*) }] }]
-`) + '---\n' + serviceYaml('s', [up.origin]) + '---\n' + hostYaml('  trustedProxies: [127.0.0.0/8]\n'),
+      'api.yaml': catchAllConfig(port, '/t', [up.origin], { host: '  trustedProxies: [127.0.0.0/8]\n' }),
     })
     gw = await startGateway(dir)
   })

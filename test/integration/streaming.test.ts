@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import http from 'node:http'
-import { apiYaml, freePort, hostYaml, serviceYaml, sleep, startGateway, startUpstream, tempDir, writeConfig, type Gateway, type Upstream } from '../helpers/gateway.js'
+import { catchAllConfig, freePort, sleep, startGateway, startUpstream, tempDir, writeConfig, type Gateway, type Upstream } from '../helpers/gateway.js'
 
 const GiB = 1024 ** 3
 const MiB = 1024 ** 2
@@ -65,10 +65,10 @@ describe('streaming through the gateway with bounded memory', () => {
     port = await freePort()
     const dir = tempDir()
     writeConfig(dir, {
-      'a.yaml': apiYaml('big', port, '/big', `    files:
-      service: files
-      routes: [{ rules: [{ path: (/.*) }] }]
-`, `  maxRequestBodyBytes: ${2 * GiB}\n`) + '---\n' + serviceYaml('files', [up.origin], '  timeouts: { connectMs: 2000, responseMs: 60000 }\n') + '---\n' + hostYaml(),
+      'a.yaml': catchAllConfig(port, '/big', [up.origin], {
+        api: `  maxRequestBodyBytes: ${2 * GiB}\n`,
+        service: '  timeouts: { connectMs: 2000, responseMs: 60000 }\n',
+      }),
     })
     gw = await startGateway(dir)
     pids = (await gw.status()).workers.map((w) => w.pid)
