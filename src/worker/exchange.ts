@@ -9,7 +9,8 @@
 import type { Downstream } from './downstream.js'
 import type { HeaderList } from './headers.js'
 import type { Runtime, ApiRuntime, RouteRuntime } from './runtime.js'
-import type { ServiceRuntime } from './upstream.js'
+import type { Endpoint, ServiceRuntime } from './upstream.js'
+import type { ExchangeHooks, RequestBody, UpstreamCall } from './proxy.js'
 
 export class Exchange {
   // ── request, copied out of uWS ──
@@ -45,7 +46,13 @@ export class Exchange {
   /** Response headers being forwarded; policies in the response phase edit this list. */
   responseHeaders: HeaderList | null = null
   readonly down: Downstream
+  /** The request body reader, when the request has a body. */
+  body: RequestBody | null = null
+  /** The current upstream attempt. */
+  call: UpstreamCall | null = null
   attempts = 0
+  /** Endpoints already tried, kept only once a retry happens. */
+  tried: Endpoint[] | null = null
   /** Set once when the exchange ends (hooks.done is idempotent through it). */
   ended = false
   /** Error code or outcome that ended it, null for a proxied response. */
@@ -55,9 +62,13 @@ export class Exchange {
   /** cors: the allowed Origin to echo in the response phase, or null. */
   corsOrigin: string | null = null
 
-  constructor(runtime: Runtime, down: Downstream, method: string, url: string, query: string,
+  /** Worker-level callbacks (exchange end); the same object for every exchange. */
+  readonly hooks: ExchangeHooks
+
+  constructor(runtime: Runtime, hooks: ExchangeHooks, down: Downstream, method: string, url: string, query: string,
     headers: HeaderList, host: string, clientIp: string, requestId: string, contentLength: number, hasBody: boolean) {
     this.runtime = runtime
+    this.hooks = hooks
     this.down = down
     this.method = method
     this.url = url

@@ -14,7 +14,7 @@ import { Downstream } from './downstream.js'
 import { Exchange } from './exchange.js'
 import { HOP_BY_HOP, removeConnectionTokens, type HeaderList } from './headers.js'
 import { problem } from './local-response.js'
-import { RequestBody, UpstreamCall, sendLocal, type ExchangeHooks } from './proxy.js'
+import { RequestBody, forward, sendLocal, type ExchangeHooks } from './proxy.js'
 import { findApi, selectRoute, type Runtime } from './runtime.js'
 import { runRequestPhase } from './chain.js'
 import type { LocalResponse } from './policies/types.js'
@@ -57,7 +57,8 @@ function collectHeader(k: string, v: string): void {
     case 'x-forwarded-host': return
     case 'x-request-id': sRequestId = v; break
   }
-  if (HOP_BY_HOP.has(k)) return
+  // Hop-by-hop, and every Proxy-* header: they are for this hop, never the upstream.
+  if (HOP_BY_HOP.has(k) || (k.charCodeAt(0) === 112 /* p */ && k.startsWith('proxy-'))) return
   sHeaders.push(k, v)
 }
 
@@ -160,36 +161,21 @@ export function makeRequestHandler(state: WorkerState, listenerKey: string): Req
     if (requestId === null) { requestId = randomUUID(); headers.push('x-request-id', requestId) }
     if (api.preserveHost) headers.push('host', sHost)
 
-    const ex = new Exchange(rt, down, method, url, query, headers, sHost, ip, requestId, contentLength, hasBody)
+    const ex = new Exchange(rt, state.hooks, down, method, url, query, headers, sHost, ip, requestId, contentLength, hasBody)
     ex.api = api
     ex.path = api.basePath === '' ? url : (url.slice(api.basePath.length) || '/')
     state.inFlight++
-
     // uWS hands body chunks right after this handler returns: the reader must exist now.
-    let call: UpstreamCall | null = null
-    const body = hasBody ? new RequestBody(res, ex, api.maxRequestBodyBytes, () => {
-      body!.destroy()
-      call?.cancel()
-      sendLocal(ex, problem('GH_ERR_REQUEST_BODY_TOO_LARGE', `limit is ${api.maxRequestBodyBytes} bytes`), state.hooks)
-    }) : null
+    if (hasBody) ex.body = new RequestBody(res, ex, api.maxRequestBodyBytes)
 
-    if (!selectRoute(api, ex)) { sendLocal(ex, problem('GH_ERR_ROUTE_NOT_FOUND'), state.hooks); return }
-
-    const forward = (): void => {
-      if (!down.live) { state.hooks.done(ex, 'client-abort'); return }
-      const ep = ex.service!.pick(null)
-      if (ep === null) { sendLocal(ex, problem('GH_ERR_UPSTREAM_UNAVAILABLE'), state.hooks); return }
-      call = new UpstreamCall(ex, ep, body, state.hooks)
-      if (body === null) call.start(headers)
-      else { const c = call; body.whenStarted(() => { if (down.live) c.start(headers) }) }
-    }
+    if (!selectRoute(api, ex)) { sendLocal(ex, problem('GH_ERR_ROUTE_NOT_FOUND')); return }
 
     const chain = api.chain.request
-    if (chain === null) { forward(); return }
+    if (chain === null) { forward(ex); return }
     const r = runRequestPhase(chain, ex)
-    if (r === undefined) { forward(); return }
-    if (!(r instanceof Promise)) { sendLocal(ex, r, state.hooks); return }
-    r.then((v: LocalResponse | undefined) => (v === undefined ? forward() : sendLocal(ex, v, state.hooks)),
-      () => sendLocal(ex, problem('GH_ERR_POLICY_FAILED'), state.hooks))
+    if (r === undefined) { forward(ex); return }
+    if (!(r instanceof Promise)) { sendLocal(ex, r); return }
+    r.then((v: LocalResponse | undefined) => (v === undefined ? forward(ex) : sendLocal(ex, v)),
+      () => sendLocal(ex, problem('GH_ERR_POLICY_FAILED')))
   }
 }

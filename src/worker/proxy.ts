@@ -34,13 +34,26 @@ export interface ExchangeHooks {
 }
 
 /** Sends a gateway-made response and ends the exchange. */
-export function sendLocal(ex: Exchange, r: LocalResponse, hooks: ExchangeHooks): void {
+export function sendLocal(ex: Exchange, r: LocalResponse): void {
   const d = ex.down
   if (!d.live) return
-  if (d.headersSent) { d.abort(); hooks.done(ex, r.code); return }
+  if (d.headersSent) { d.abort(); ex.hooks.done(ex, r.code); return }
   if (ex.hasBody) d.closeConnection = true // the unread request body is not worth draining
   d.respond(r.status, r.headers, r.body, r.contentType)
-  hooks.done(ex, r.code)
+  ex.hooks.done(ex, r.code)
+}
+
+/**
+ * Sends the exchange to an endpoint of its service. A bodied request waits for its first
+ * body bytes (see RequestBody.startWhenReady).
+ */
+export function forward(ex: Exchange): void {
+  if (!ex.down.live) { ex.hooks.done(ex, 'client-abort'); return }
+  const ep = ex.service!.pick(null)
+  if (ep === null) { sendLocal(ex, problem('GH_ERR_UPSTREAM_UNAVAILABLE')); return }
+  const call = new UpstreamCall(ex, ep)
+  if (ex.body === null) call.start()
+  else ex.body.startWhenReady()
 }
 
 /**
@@ -52,9 +65,9 @@ export class RequestBody extends Readable {
   private overLimit = false
   /** First body bytes (or the end) seen: uWS has framed at least one chunk correctly. */
   private started = false
-  private onStart: (() => void) | null = null
-  constructor(private readonly res: UwsHttpResponse, private readonly ex: Exchange, private readonly limit: number,
-    private readonly onTooLarge: () => void) {
+  /** ex.call is waiting for `started`. */
+  private startPending = false
+  constructor(private readonly res: UwsHttpResponse, private readonly ex: Exchange, private readonly limit: number) {
     super({ highWaterMark: 64 * 1024 })
     res.onData(this.onData)
   }
@@ -66,28 +79,30 @@ export class RequestBody extends Readable {
     this.ex.bytesIn += n
     if (this.ex.bytesIn > this.limit) {
       this.overLimit = true
-      this.onTooLarge()
+      // Answer first: the cancellation below must find the exchange already decided.
+      sendLocal(this.ex, problem('GH_ERR_REQUEST_BODY_TOO_LARGE', `limit is ${this.limit} bytes`))
+      this.destroy()
+      this.ex.call?.cancel()
       return
     }
     const more = n === 0 || this.push(copyChunk(ab))
     if (!this.started && (n > 0 || isLast)) {
       this.started = true
-      const cb = this.onStart
-      this.onStart = null
-      if (cb !== null) cb()
+      if (this.startPending) { this.startPending = false; this.ex.call?.start() }
     }
     if (isLast) { this.push(null); return }
     if (!more && !this.paused) { this.paused = true; this.res.pause() }
   }
 
   /**
-   * Runs `cb` once the first body bytes arrived. The upstream request waits for this so a
-   * body uWS rejects (bad chunk size, bad Content-Length: it aborts after our handler ran,
-   * findings §4 and §7) never reaches an upstream. uWS's leading empty onData call does not count.
+   * Starts `ex.call` once the first body bytes arrived. The upstream request waits for
+   * this so a body uWS rejects (bad chunk size, bad Content-Length: it aborts after our
+   * handler ran, findings §4 and §7) never reaches an upstream. uWS's leading empty onData
+   * call does not count.
    */
-  whenStarted(cb: () => void): void {
-    if (this.started) cb()
-    else this.onStart = cb
+  startWhenReady(): void {
+    if (this.started) this.ex.call?.start()
+    else this.startPending = true
   }
 
   override _read(): void {
@@ -102,12 +117,16 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
   private finished = false
   private dispatched = false
 
-  constructor(readonly ex: Exchange, readonly endpoint: Endpoint, private readonly body: RequestBody | null,
-    private readonly hooks: ExchangeHooks) {
+  private readonly body: RequestBody | null
+
+  constructor(readonly ex: Exchange, readonly endpoint: Endpoint) {
+    this.body = ex.body
+    ex.call = this
     ex.down.listener = this
   }
 
-  start(headers: HeaderList): void {
+  start(): void {
+    if (this.dispatched || !this.ex.down.live) return
     const ex = this.ex
     this.dispatched = true
     this.endpoint.active++
@@ -116,7 +135,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
     this.endpoint.pool.dispatch({
       path,
       method: ex.method,
-      headers: headers as string[],
+      headers: ex.headers as string[],
       body: this.body,
     }, this)
   }
@@ -170,7 +189,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
   onComplete(): void {
     this.settle()
     this.ex.down.finish()
-    this.hooks.done(this.ex, null)
+    this.ex.hooks.done(this.ex, null)
   }
 
   onError(err: Error & { code?: string }): void {
@@ -183,23 +202,24 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
     // be ejected although impatient clients give up first. Our own aborts (client gone,
     // body limit) map to codes that are not the endpoint's and are not counted.
     this.endpoint.recordError(svc.snap, code, Date.now())
-    if (!d.live) { this.hooks.done(ex, 'client-abort'); return }
+    if (!d.live) { this.ex.hooks.done(ex, 'client-abort'); return }
     if (this.gotHeaders) {
       // Headers already went out: the only honest signal left is closing the connection.
       d.abort()
-      this.hooks.done(ex, code)
+      this.ex.hooks.done(ex, code)
       return
     }
     // Only a request never written may go elsewhere, and only an idempotent, body-less one.
     if (isConnectFailure(err) && IDEMPOTENT.has(ex.method) && !ex.hasBody && ex.attempts <= svc.snap.retries) {
-      const next = svc.pick(this.endpoint)
+      const tried = ex.tried ?? (ex.tried = [])
+      tried.push(this.endpoint)
+      const next = svc.pick(tried)
       if (next !== null) {
-        const call = new UpstreamCall(ex, next, null, this.hooks)
-        call.start(ex.headers)
+        new UpstreamCall(ex, next).start()
         return
       }
     }
-    sendLocal(ex, problem(code), this.hooks)
+    sendLocal(ex, problem(code))
   }
 
   private settle(): void {
@@ -212,7 +232,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
   onClientAbort(): void {
     this.body?.destroy()
     // Still waiting for the first body bytes: nothing upstream will report back, so end here.
-    if (!this.dispatched) { this.hooks.done(this.ex, 'client-abort'); return }
+    if (!this.dispatched) { this.ex.hooks.done(this.ex, 'client-abort'); return }
     if (this.abortUpstream !== null) this.abortUpstream(new Error('client aborted'))
   }
 

@@ -138,8 +138,8 @@ export class ServiceRuntime {
   private rrNext = 0
   constructor(readonly snap: ServiceSnap, readonly endpoints: Endpoint[]) {}
 
-  /** Picks an endpoint, skipping `exclude` (the one that just failed). Null = none healthy. */
-  pick(exclude: Endpoint | null): Endpoint | null {
+  /** Picks an endpoint, skipping `exclude` (those a retry already tried). Null = none healthy. */
+  pick(exclude: readonly Endpoint[] | null): Endpoint | null {
     const eps = this.endpoints
     const now = Date.now()
     if (this.snap.loadBalancing === 'least-request') {
@@ -150,7 +150,7 @@ export class ServiceRuntime {
       const start = this.rrNext++ % n
       for (let k = 0; k < n; k++) {
         const e = eps[(start + k) % n]!
-        if (e === exclude || !e.available(now)) continue
+        if (!e.available(now) || (exclude !== null && exclude.includes(e))) continue
         const score = (e.active + 1) / e.weight
         if (score < bestScore) { bestScore = score; best = e }
       }
@@ -160,7 +160,7 @@ export class ServiceRuntime {
     let best: Endpoint | null = null
     for (let i = 0; i < eps.length; i++) {
       const e = eps[i]!
-      if (e === exclude || !e.available(now)) continue
+      if (!e.available(now) || (exclude !== null && exclude.includes(e))) continue
       e.current += e.weight
       total += e.weight
       if (best === null || e.current > best.current) best = e

@@ -17,10 +17,9 @@
 import { createRequire } from 'node:module'
 import path from 'node:path'
 
-// Must be set before the binary loads: uWS reads it once. Our own limits (LimitsSnap) act
-// first; uWS's header buffer just has to be larger than any section we might accept.
-// See docs/uws-parser-findings.md for the measured boundaries.
-if (process.env.UWS_HTTP_MAX_HEADERS_SIZE === undefined) process.env.UWS_HTTP_MAX_HEADERS_SIZE = String(256 * 1024)
+// uWS's own request limits are compiled into this build (48 header fields, a 4 KiB header
+// section when it arrives in several reads; UWS_HTTP_MAX_HEADERS_SIZE is not read by it):
+// see docs/uws-parser-findings.md. The gateway's limits (LimitsSnap) sit below them.
 
 const require = createRequire(import.meta.url)
 
