@@ -79,7 +79,7 @@ describe('streaming through the gateway with bounded memory', () => {
     await up?.close()
   })
 
-  test('a 1 GiB download with Content-Length passes through while worker RSS stays under 150 MB', async () => {
+  test('a 1 GiB download with Content-Length passes through while worker RSS stays under 150 MB', async (t) => {
     const rss = sampleRss(pids)
     const got = await new Promise<{ status: number; bytes: number; complete: boolean }>((resolve, reject) => {
       http.get(`http://127.0.0.1:${port}/big/file?size=${GiB}`, (res) => {
@@ -93,10 +93,11 @@ describe('streaming through the gateway with bounded memory', () => {
     assert.equal(got.status, 200)
     assert.equal(got.bytes, GiB)
     assert.ok(got.complete)
+    t.diagnostic(`worker RSS peak ${(max / MiB).toFixed(1)} MiB`)
     assert.ok(max < RSS_LIMIT, `worker RSS peaked at ${(max / MiB).toFixed(1)} MiB`)
   })
 
-  test('a chunked 256 MiB download passes through as chunked with bounded RSS', async () => {
+  test('a chunked 256 MiB download passes through as chunked with bounded RSS', async (t) => {
     const rss = sampleRss(pids)
     const got = await new Promise<{ te: string | undefined; bytes: number }>((resolve, reject) => {
       http.get(`http://127.0.0.1:${port}/big/file?size=${256 * MiB}&chunked`, (res) => {
@@ -108,10 +109,11 @@ describe('streaming through the gateway with bounded memory', () => {
     const max = rss.stop()
     assert.equal(got.te, 'chunked')
     assert.equal(got.bytes, 256 * MiB)
+    t.diagnostic(`worker RSS peak ${(max / MiB).toFixed(1)} MiB`)
     assert.ok(max < RSS_LIMIT, `worker RSS peaked at ${(max / MiB).toFixed(1)} MiB`)
   })
 
-  test('a 900 MiB upload with Content-Length reaches the upstream whole while worker RSS stays under 150 MB', async () => {
+  test('a 900 MiB upload with Content-Length reaches the upstream whole while worker RSS stays under 150 MB', async (t) => {
     // uWS frames at most 9 Content-Length digits (docs/uws-parser-findings.md §7); 1 GiB goes chunked below.
     const size = 900 * MiB
     const rss = sampleRss(pids)
@@ -127,10 +129,11 @@ describe('streaming through the gateway with bounded memory', () => {
     const max = rss.stop()
     assert.equal(got.status, 200)
     assert.deepEqual(JSON.parse(got.body), { received: size })
+    t.diagnostic(`worker RSS peak ${(max / MiB).toFixed(1)} MiB`)
     assert.ok(max < RSS_LIMIT, `worker RSS peaked at ${(max / MiB).toFixed(1)} MiB`)
   })
 
-  test('a chunked 1 GiB upload reaches the upstream whole while worker RSS stays under 150 MB', async () => {
+  test('a chunked 1 GiB upload reaches the upstream whole while worker RSS stays under 150 MB', async (t) => {
     const rss = sampleRss(pids)
     const got = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = http.request(`http://127.0.0.1:${port}/big/upload`, { method: 'POST' }, (res) => {
@@ -144,10 +147,11 @@ describe('streaming through the gateway with bounded memory', () => {
     const max = rss.stop()
     assert.equal(got.status, 200)
     assert.deepEqual(JSON.parse(got.body), { received: GiB })
+    t.diagnostic(`worker RSS peak ${(max / MiB).toFixed(1)} MiB`)
     assert.ok(max < RSS_LIMIT, `worker RSS peaked at ${(max / MiB).toFixed(1)} MiB`)
   })
 
-  test('a client that stops reading does not make worker memory grow, and the download completes when it reads again', async () => {
+  test('a client that stops reading does not make worker memory grow, and the download completes when it reads again', async (t) => {
     const size = 512 * MiB
     const baseline = Math.max(...pids.map(rssOf))
     let during = 0
@@ -169,6 +173,7 @@ describe('streaming through the gateway with bounded memory', () => {
         res.on('error', reject)
       }).on('error', reject)
     })
+    t.diagnostic(`worker RSS ${(baseline / MiB).toFixed(1)} MiB before, ${(during / MiB).toFixed(1)} MiB peak while the client was paused`)
     assert.equal(got, size)
     assert.ok(during < RSS_LIMIT, `worker RSS reached ${(during / MiB).toFixed(1)} MiB while the client was paused`)
     assert.ok(during - baseline < 64 * MiB, `worker RSS grew by ${((during - baseline) / MiB).toFixed(1)} MiB while the client was paused`)
