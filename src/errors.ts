@@ -44,6 +44,16 @@ export const ERRORS = {
   GH_ERR_UPSTREAM_UNAVAILABLE: spec('GH_ERR_UPSTREAM_UNAVAILABLE', 503, 'No healthy upstream endpoint'),
   // Policies.
   GH_ERR_POLICY_CORS_FORBIDDEN: spec('GH_ERR_POLICY_CORS_FORBIDDEN', 403, 'CORS request not allowed'),
+  GH_ERR_AUTH_MISSING: spec('GH_ERR_AUTH_MISSING', 401, 'Credentials required'),
+  GH_ERR_AUTH_INVALID: spec('GH_ERR_AUTH_INVALID', 401, 'Invalid credentials'),
+  GH_ERR_AUTH_FORBIDDEN: spec('GH_ERR_AUTH_FORBIDDEN', 403, 'Access denied'),
+  GH_ERR_AUTH_UNAVAILABLE: spec('GH_ERR_AUTH_UNAVAILABLE', 503, 'Authorization server unavailable'),
+  GH_ERR_IP_FORBIDDEN: spec('GH_ERR_IP_FORBIDDEN', 403, 'Client address not allowed'),
+  GH_ERR_RATE_LIMITED: spec('GH_ERR_RATE_LIMITED', 429, 'Rate limit exceeded'),
+  GH_ERR_RATE_LIMIT_STORE: spec('GH_ERR_RATE_LIMIT_STORE', 503, 'Rate-limit store unavailable'),
+  GH_ERR_SPIKE_QUEUE_FULL: spec('GH_ERR_SPIKE_QUEUE_FULL', 429, 'Too many requests queued'),
+  GH_ERR_JSON_THREAT: spec('GH_ERR_JSON_THREAT', 400, 'JSON body exceeds a structure limit'),
+  GH_ERR_JSON_INVALID: spec('GH_ERR_JSON_INVALID', 400, 'Malformed JSON body'),
   GH_ERR_POLICY_FAILED: spec('GH_ERR_POLICY_FAILED', 500, 'A policy failed'),
   // Gateway lifecycle and internals.
   GH_ERR_DRAINING: spec('GH_ERR_DRAINING', 503, 'Gateway is shutting down'),

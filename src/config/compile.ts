@@ -18,7 +18,7 @@ import type { Rule } from './kinds/common.js'
 import type { Endpoint, ServiceSpec } from './kinds/service.js'
 import { ruleSnap, serviceNameOf, splitGroups } from './routes.js'
 import type {
-  ApiSnap, EndpointSnap, HostSnap, ListenerSnap, PolicySnap, RouteSnap, ServiceSnap, Snapshot,
+  ApiSnap, EndpointSnap, HostSnap, ListenerSnap, PolicySnap, RedisSnap, RouteSnap, ServiceSnap, Snapshot,
 } from './snapshot.js'
 import type { Resources } from './validate.js'
 
@@ -173,6 +173,28 @@ function hostSnap(c: ConfigurationSpec, opts: CompileOptions): HostSnap {
       maxHeaderBytes: c.limits?.maxHeaderBytes ?? H.limits.maxHeaderBytes,
       maxHeaderCount: c.limits?.maxHeaderCount ?? H.limits.maxHeaderCount,
     },
+    redis: redisSnap(c.sharedStorage?.redis),
+  }
+}
+
+function hostPort(s: string): [string, number] {
+  const i = s.lastIndexOf(':')
+  const host = s.slice(0, i)
+  return [host.startsWith('[') ? host.slice(1, -1) : host, Number(s.slice(i + 1))]
+}
+
+function redisSnap(r: NonNullable<ConfigurationSpec['sharedStorage']>['redis']): RedisSnap | null {
+  if (r === undefined) return null
+  const sentinel = r.sentinel
+  return {
+    hosts: sentinel !== undefined ? sentinel.addresses.map(hostPort) : [hostPort(r.address!)],
+    sentinelName: sentinel?.name ?? null,
+    sentinelPassword: sentinel?.password ?? null,
+    username: r.username ?? null,
+    password: r.password ?? null,
+    db: r.db ?? 0,
+    tls: r.tls ?? false,
+    commandTimeoutMs: r.commandTimeoutMs ?? 250,
   }
 }
 

@@ -35,6 +35,12 @@ export function crossCheck(r: Resources): ConfigError[] {
     }
   }
   for (const c of r.configs) checkAdmin(c.src, c.value.spec.admin?.address ?? DEFAULTS.host.adminAddress, listens, errors)
+  for (const c of r.configs) {
+    const redis = c.value.spec.sharedStorage?.redis
+    if (redis !== undefined && redis.address === undefined && redis.sentinel === undefined) {
+      errors.push(errorAt(c.src, ['spec', 'sharedStorage', 'redis'], 'needs an address or a sentinel'))
+    }
+  }
   if (!r.named.some((n) => n.kind === 'Configuration')) checkDefaultAdmin(listens, errors)
   return errors
 }

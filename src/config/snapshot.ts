@@ -126,6 +126,18 @@ export interface LimitsSnap {
   maxHeaderCount: number
 }
 
+export interface RedisSnap {
+  /** [host, port] pairs: one server, or the sentinels when `sentinelName` is set. */
+  hosts: Array<[string, number]>
+  sentinelName: string | null
+  sentinelPassword: string | null
+  username: string | null
+  password: string | null
+  db: number
+  tls: boolean
+  commandTimeoutMs: number
+}
+
 export interface HostSnap {
   /** Resolved worker count (`auto` resolved by the primary at start, not here). */
   workers: number | 'auto'
@@ -141,6 +153,8 @@ export interface HostSnap {
   /** CIDRs whose X-Forwarded-For we append to; others get theirs replaced. */
   trustedProxies: string[]
   limits: LimitsSnap
+  /** Redis for shared rate-limit counters; null = the embedded (per-host) store only. */
+  redis: RedisSnap | null
 }
 
 export interface Snapshot {

@@ -61,6 +61,14 @@ export class Exchange {
   // ── policy slots (one per policy that keeps per-request state) ──
   /** cors: the allowed Origin to echo in the response phase, or null. */
   corsOrigin: string | null = null
+  /** Authenticated consumer (api-key name, basic-auth user, JWT subject): a rate-limit key and a log field. */
+  consumer: string | null = null
+  /** Verified token claims (jwt-validation, oauth2-introspection). */
+  claims: Record<string, unknown> | null = null
+  /** The policy that answered the request itself (a rejection, a preflight), for logs. */
+  decidedBy: string | null = null
+  /** Headers a policy adds to the response (RateLimit-*), applied in the response phase or on rejection. */
+  extraResponseHeaders: HeaderList | null = null
 
   /** Worker-level callbacks (exchange end); the same object for every exchange. */
   readonly hooks: ExchangeHooks

@@ -13,10 +13,13 @@ import { drainSignal } from './downstream.js'
 import { makeRequestHandler, type WorkerState } from './handle-request.js'
 import { buildRuntime, listenerKey } from './runtime.js'
 import { UpstreamRegistry } from './upstream.js'
+import type { WorkerServices } from './policies/types.js'
 import { closeListenSocket, listen, type ListenSocket } from './uws.js'
 
 const log = createLogger('worker')
 const upstreams = new UpstreamRegistry()
+/** Worker-level services for policy factories (the rate-limit lease client joins here). */
+const services: WorkerServices = { leases: null }
 const listeners = new Map<string, { token: ListenSocket; tlsKey: string }>()
 let heartbeat: NodeJS.Timeout | null = null
 let drainTimer: NodeJS.Timeout | null = null
@@ -61,7 +64,7 @@ async function applySnapshot(msg: SnapshotMsg): Promise<void> {
   }
   let built: ReturnType<typeof buildRuntime> | null = null
   try {
-    built = buildRuntime(snap, upstreams)
+    built = buildRuntime(snap, upstreams, services)
     const rt = built.runtime
     // Open new listeners first, so a bind failure rejects the snapshot before anything changes.
     const wanted = new Map(snap.listeners.map((l) => [listenerKey(l), l]))

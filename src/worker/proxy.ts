@@ -39,7 +39,8 @@ export function sendLocal(ex: Exchange, r: LocalResponse): void {
   if (!d.live) return
   if (d.headersSent) { d.abort(); ex.hooks.done(ex, r.code); return }
   if (ex.hasBody) d.closeConnection = true // the unread request body is not worth draining
-  d.respond(r.status, r.headers, r.body, r.contentType)
+  const extra = ex.extraResponseHeaders
+  d.respond(r.status, extra === null ? r.headers : r.headers === null ? extra : [...r.headers, ...extra], r.body, r.contentType)
   ex.hooks.done(ex, r.code)
 }
 
@@ -174,6 +175,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
         if (n !== '') for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === n) headers.splice(i, 2)
       }
     }
+    if (ex.extraResponseHeaders !== null) headers.push(...ex.extraResponseHeaders)
     ex.responseHeaders = headers
     const chain = ex.api!.chain.response
     if (chain !== null) runResponsePhase(chain, ex)

@@ -11,6 +11,7 @@ import { compileChain, type Chain } from './chain.js'
 import { compileRule, matchRule, type RuleMatcher } from './rules.js'
 import type { ServiceRuntime, UpstreamRegistry } from './upstream.js'
 import type { Exchange } from './exchange.js'
+import type { WorkerServices } from './policies/types.js'
 
 export interface RouteRuntime {
   readonly id: string
@@ -70,41 +71,41 @@ function buildRoute(r: RouteSnap, services: ReadonlyMap<string, ServiceRuntime>)
   }
 }
 
-function buildApi(a: ApiSnap, services: ReadonlyMap<string, ServiceRuntime>): ApiRuntime {
+function buildApi(a: ApiSnap, services: ReadonlyMap<string, ServiceRuntime>, ws: WorkerServices): ApiRuntime {
   return {
     name: a.name,
     basePath: a.basePath,
     maxRequestBodyBytes: a.maxRequestBodyBytes,
     preserveHost: a.preserveHost,
     routes: a.routes.map((r) => buildRoute(r, services)),
-    chain: compileChain(a.policies),
+    chain: compileChain(a.name, a.policies, ws),
   }
 }
 
-function buildListener(l: ListenerSnap, services: ReadonlyMap<string, ServiceRuntime>): ListenerRuntime {
+function buildListener(l: ListenerSnap, services: ReadonlyMap<string, ServiceRuntime>, ws: WorkerServices): ListenerRuntime {
   return {
     key: listenerKey(l),
     host: l.host,
     port: l.port,
     proto: l.tls === null ? 'http' : 'https',
-    apis: l.apis.map((a) => buildApi(a, services)),
+    apis: l.apis.map((a) => buildApi(a, services, ws)),
   }
 }
 
 /** Builds a runtime beside the live one; `commit` once it serves, `discard` if it is rejected. */
-export function buildRuntime(snapshot: Snapshot, upstreams: UpstreamRegistry): { runtime: Runtime; commit(): void; discard(): void } {
+export function buildRuntime(snapshot: Snapshot, upstreams: UpstreamRegistry, ws: WorkerServices): { runtime: Runtime; commit(): void; discard(): void } {
   const prepared = upstreams.prepare(snapshot.services)
   try {
-    return { runtime: compileRuntime(snapshot, prepared.services), commit: prepared.commit, discard: prepared.discard }
+    return { runtime: compileRuntime(snapshot, prepared.services, ws), commit: prepared.commit, discard: prepared.discard }
   } catch (err) {
     prepared.discard()
     throw err
   }
 }
 
-function compileRuntime(snapshot: Snapshot, services: ReadonlyMap<string, ServiceRuntime>): Runtime {
+function compileRuntime(snapshot: Snapshot, services: ReadonlyMap<string, ServiceRuntime>, ws: WorkerServices): Runtime {
   const listeners = new Map<string, ListenerRuntime>()
-  for (const l of snapshot.listeners) listeners.set(listenerKey(l), buildListener(l, services))
+  for (const l of snapshot.listeners) listeners.set(listenerKey(l), buildListener(l, services, ws))
   let trusted: BlockList | null = null
   if (snapshot.host.trustedProxies.length > 0) {
     trusted = new BlockList()

@@ -158,6 +158,7 @@ describe('compiling a valid config', () => {
       logDirectory: null,
       trustedProxies: [],
       limits: { maxUrlBytes: 4096, maxHeaderBytes: 8192, maxHeaderCount: 40 },
+      redis: null,
     })
   })
 
@@ -190,6 +191,23 @@ describe('compiling a valid config', () => {
       logDirectory: path.join(dir, 'logs'),
       trustedProxies: ['10.0.0.0/8', '192.168.1.1/32', '::1/128'],
       limits: { maxUrlBytes: 2048, maxHeaderBytes: 8192, maxHeaderCount: 40 },
+      redis: {
+        hosts: [['127.0.0.1', 6379]], sentinelName: null, sentinelPassword: null,
+        username: null, password: null, db: 2, tls: false, commandTimeoutMs: 250,
+      },
+    })
+  })
+
+  test('a Redis Sentinel setup compiles to its sentinels and master name', async () => {
+    const dir = fx.dir({
+      'host.yaml': [
+        'apiVersion: gatehouse/v1', 'kind: Configuration', 'metadata: { name: host }', 'spec:',
+        '  sharedStorage: { redis: { sentinel: { name: main, addresses: ["10.0.0.1:26379", "[::1]:26380"] }, password: pw, commandTimeoutMs: 100 } }',
+      ],
+    })
+    assert.deepEqual((await snapshotOf(dir)).host.redis, {
+      hosts: [['10.0.0.1', 26379], ['::1', 26380]], sentinelName: 'main', sentinelPassword: null,
+      username: null, password: 'pw', db: 0, tls: false, commandTimeoutMs: 100,
     })
   })
 

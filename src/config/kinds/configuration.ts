@@ -5,13 +5,23 @@ import { Closed, Millis, NonEmpty, OneOf, resource, Url } from './common.js'
 
 const H = DEFAULTS.host
 
+const HostPort = Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[^:\\s]+):[0-9]{1,5}$', errorMessage: 'must be host:port' })
+
 const Redis = Closed({
-  /** host:port */
-  address: NonEmpty,
+  /** host:port of the Redis server (ignored when `sentinel` is set). */
+  address: Type.Optional(HostPort),
   username: Type.Optional(Type.String()),
   password: Type.Optional(Type.String()),
-  db: Type.Optional(Type.Integer({ minimum: 0 })),
+  db: Type.Optional(Type.Integer({ minimum: 0, maximum: 15 })),
   tls: Type.Optional(Type.Boolean()),
+  /** Redis Sentinel: the master's name and the sentinels to ask for it. */
+  sentinel: Type.Optional(Closed({
+    name: NonEmpty,
+    addresses: Type.Array(HostPort, { minItems: 1 }),
+    password: Type.Optional(Type.String()),
+  })),
+  /** A Redis command slower than this counts as a failure (circuit breaker input). */
+  commandTimeoutMs: Type.Optional(Millis(250, 10)),
 })
 
 export const ConfigurationSpec = Closed({
@@ -19,7 +29,7 @@ export const ConfigurationSpec = Closed({
     default: H.workers,
     errorMessage: 'must be "auto" or an integer >= 1',
   })),
-  /** Accepted for the Redis-backed rate-limit store; not used yet. */
+  /** Redis shared by every host for rate-limit counters (the embedded store otherwise). */
   sharedStorage: Type.Optional(Closed({ redis: Type.Optional(Redis) })),
   logging: Type.Optional(Closed({
     runtimeLogs: Type.Optional(Closed({

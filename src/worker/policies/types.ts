@@ -25,14 +25,47 @@ export type RequestHandler = (ex: Exchange) => RequestResult | Promise<RequestRe
 /** Edits `ex.responseHeaders` before the response starts. Always synchronous. */
 export type ResponseHandler = (ex: Exchange) => void
 
+/**
+ * Inspects a request body chunk by chunk before any of it goes upstream. While an API has
+ * an inspector, the gateway holds the body (bounded by maxRequestBodyBytes) and dispatches
+ * only after `end` passed; a LocalResponse from either call rejects the request.
+ */
+export interface BodyInspector {
+  write(chunk: Buffer): LocalResponse | undefined
+  end(): LocalResponse | undefined
+}
+/** Makes the per-request inspector; called after the request phase, when the policy's rules match. */
+export type BodyInspectorFactory = (ex: Exchange) => BodyInspector | null
+
 export interface PolicyHandlers {
   request: RequestHandler | null
   response: ResponseHandler | null
+  /** Request-body inspection (json-threat-protection); omit or null when not needed. */
+  body?: BodyInspectorFactory | null
+}
+
+/**
+ * What a policy instance gets besides its config, from the worker that runs it. Handlers
+ * that keep state across requests (rate-limit leases, caches) key it by `id`, which is
+ * stable across reloads as long as the policy's place and config do not change.
+ */
+export interface PolicyContext {
+  /** Stable identity: `${api}/${source}` plus a hash of the config. */
+  readonly id: string
+  readonly api: string
+  /** Worker-level services a policy may use (shared stores); absent ones are null. */
+  readonly services: WorkerServices
+}
+
+/** Worker-global services handed to policy factories. Extend as policies need them. */
+export interface WorkerServices {
+  /** Rate-limit lease store client (embedded primary store or Redis). */
+  readonly leases: import('../../ratelimit/lease.js').LeaseClient | null
 }
 
 export interface PolicyModule<C = unknown> {
   readonly name: string
   readonly order: number
   readonly schema: TSchema
-  create(config: C): PolicyHandlers
+  create(config: C, ctx: PolicyContext): PolicyHandlers
 }
