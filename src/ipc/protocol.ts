@@ -21,7 +21,16 @@ export interface DrainMsg {
   /** Milliseconds the worker has to finish in-flight requests before it exits anyway. */
   timeoutMs: number
 }
-export type ToWorker = SnapshotMsg | DrainMsg
+/** The embedded rate-limit store's answer to a LeaseMsg. */
+export interface GrantMsg {
+  type: 'gh:grant'
+  requestId: number
+  granted: number
+  window: number
+  resetMs: number
+  remaining: number
+}
+export type ToWorker = SnapshotMsg | DrainMsg | GrantMsg
 
 // ── worker → primary ─────────────────────────────────────────────────────────────
 /**
@@ -45,13 +54,33 @@ export interface HeartbeatMsg {
   type: 'gh:heartbeat'
   version: string | null
   inFlight: number
+  /** Dependencies the worker is serving without ("shared storage"); empty when healthy. */
+  degraded?: string[]
+  /** Rate-limit store counters since the worker started. */
+  rateLimit?: { storeCalls: number; storeErrors: number; fallbacks: number; admitted: number; limited: number }
+}
+/** A worker asks the primary's embedded rate-limit store for a lease. */
+export interface LeaseMsg {
+  type: 'gh:lease'
+  requestId: number
+  key: string
+  limit: number
+  windowMs: number
+  want: number
 }
 export interface DrainedMsg {
   type: 'gh:drained'
   /** Requests still in flight when the worker gave up (0 = clean). */
   abandoned: number
 }
-export type ToPrimary = HelloMsg | AckMsg | HeartbeatMsg | DrainedMsg
+/** A worker gives unspent tokens of a window back to the embedded store. */
+export interface ReleaseMsg {
+  type: 'gh:release'
+  key: string
+  window: number
+  count: number
+}
+export type ToPrimary = HelloMsg | AckMsg | HeartbeatMsg | DrainedMsg | LeaseMsg | ReleaseMsg
 
 export type GhMessage = ToWorker | ToPrimary
 

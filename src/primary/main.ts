@@ -206,6 +206,10 @@ export class Gateway {
   private readiness(): { ready: boolean; reason: string } {
     if (this.stopping) return { ready: false, reason: 'stopping' }
     if (!this.supervisor.allReady()) return { ready: false, reason: 'not every worker serves the current config' }
+    // Still ready (200): policies apply their configured fallback, so taking the host out of
+    // a load balancer would only move the load; the reason tells operators what is missing.
+    const degraded = this.supervisor.degraded()
+    if (degraded.length > 0) return { ready: true, reason: `degraded: ${degraded.join(', ')}` }
     return { ready: true, reason: 'ok' }
   }
 

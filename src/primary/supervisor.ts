@@ -11,7 +11,8 @@
 import cluster, { type Worker } from 'node:cluster'
 import { fileURLToPath } from 'node:url'
 import type { Snapshot } from '../config/snapshot.js'
-import { isGhMessage, newRequestId, type AckMsg, type ToWorker } from '../ipc/protocol.js'
+import { isGhMessage, newRequestId, type AckMsg, type HeartbeatMsg, type ToWorker } from '../ipc/protocol.js'
+import { EmbeddedLeaseStore } from './lease-store.js'
 import type { Logger } from '../telemetry/runtime-log.js'
 import { pinToCpu } from './cpu-affinity.js'
 
@@ -35,6 +36,8 @@ export interface SlotStatus {
   inFlight: number
   lastHeartbeatMsAgo: number | null
   state: WorkerSlot['state']
+  degraded: string[]
+  rateLimit: HeartbeatMsg['rateLimit'] | null
 }
 
 interface PendingAck {
@@ -62,6 +65,9 @@ class WorkerSlot {
   inFlight = 0
   pinned = false
   pending = new Map<number, PendingAck>()
+  /** What the worker reported serving without (e.g. "shared storage"). */
+  degraded: string[] = []
+  rateLimit: HeartbeatMsg['rateLimit'] | null = null
   restartTimer: NodeJS.Timeout | null = null
   constructor(readonly index: number, readonly cpu: number) {}
 }
@@ -79,6 +85,8 @@ export interface SupervisorOptions {
 export class Supervisor {
   private slots: WorkerSlot[]
   private snapshot: Snapshot | null = null
+  /** The embedded rate-limit store every worker of this host shares. */
+  private readonly leases = new EmbeddedLeaseStore()
   private stopping = false
   private monitor: NodeJS.Timeout | null = null
   private heartbeatIntervalMs: number
@@ -178,7 +186,16 @@ export class Supervisor {
       inFlight: s.inFlight,
       lastHeartbeatMsAgo: s.lastHeartbeat === 0 ? null : now - s.lastHeartbeat,
       state: s.state,
+      degraded: s.degraded,
+      rateLimit: s.rateLimit,
     }))
+  }
+
+  /** Dependencies some worker serves without right now (deduplicated). */
+  degraded(): string[] {
+    const out = new Set<string>()
+    for (const s of this.slots) if (s.worker !== null) for (const d of s.degraded) out.add(d)
+    return [...out]
   }
 
   readyCount(): number {
@@ -262,7 +279,17 @@ export class Supervisor {
         case 'gh:heartbeat':
           s.lastHeartbeat = Date.now()
           s.inFlight = m.inFlight
+          s.degraded = m.degraded ?? []
+          if (m.rateLimit !== undefined) s.rateLimit = m.rateLimit
           return
+        case 'gh:release':
+          this.leases.release(m.key, m.window, m.count)
+          return
+        case 'gh:lease': {
+          const g = this.leases.acquire(m)
+          this.send(w, { type: 'gh:grant', requestId: m.requestId, granted: g.granted, window: g.window, resetMs: g.resetMs, remaining: g.remaining })
+          return
+        }
         case 'gh:drained':
           if (m.abandoned > 0) this.opts.log.warn('GH_WRN_DRAIN_TIMEOUT', `worker ${pid} exited with ${m.abandoned} requests in flight`)
           return

@@ -39,6 +39,17 @@ export interface LeaseGrant {
 export interface LeaseStore {
   readonly name: 'embedded' | 'redis'
   acquire(req: LeaseRequest): Promise<LeaseGrant>
+  /**
+   * A caller gave up waiting for a grant (maxWaitMs passed). Counts as a failure for the
+   * store's circuit breaker, so an unresponsive store (e.g. a stopped Redis, whose
+   * connection stays open) is bypassed after a few slow calls, not after command timeouts.
+   */
+  reportSlow(): void
+  /**
+   * Gives back `count` unspent tokens of `window` (a worker's lease went idle), so other
+   * workers can use them. Best effort: a lost release only means fewer admissions.
+   */
+  release(key: string, window: number, count: number): void
 }
 
 /** What the rate-limit policy uses: the shared store, with the host's embedded store as `local`. */
@@ -49,6 +60,8 @@ export interface LeaseClient {
   readonly local: LeaseStore
   /** True while the shared store's circuit breaker is open. */
   readonly degraded: boolean
+  /** Policy outcome counters, reported in heartbeats. */
+  readonly counters: { fallbacks: number; admitted: number; limited: number }
 }
 
 /**

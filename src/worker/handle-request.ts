@@ -166,7 +166,8 @@ export function makeRequestHandler(state: WorkerState, listenerKey: string): Req
     ex.path = api.basePath === '' ? url : (url.slice(api.basePath.length) || '/')
     state.inFlight++
     // uWS hands body chunks right after this handler returns: the reader must exist now.
-    if (hasBody) ex.body = new RequestBody(res, ex, api.maxRequestBodyBytes)
+    // An API with body inspectors holds bodies until they passed (RequestBody hold mode).
+    if (hasBody) ex.body = new RequestBody(res, ex, api.maxRequestBodyBytes, api.chain.body !== null)
 
     if (!selectRoute(api, ex)) { sendLocal(ex, problem('GH_ERR_ROUTE_NOT_FOUND')); return }
 

@@ -14,12 +14,18 @@ import { makeRequestHandler, type WorkerState } from './handle-request.js'
 import { buildRuntime, listenerKey } from './runtime.js'
 import { UpstreamRegistry } from './upstream.js'
 import type { WorkerServices } from './policies/types.js'
+import { EmbeddedLeaseClient } from './leases/embedded.js'
+import { WorkerLeaseClient } from './leases/client.js'
 import { closeListenSocket, listen, type ListenSocket } from './uws.js'
 
 const log = createLogger('worker')
 const upstreams = new UpstreamRegistry()
 /** Worker-level services for policy factories (the rate-limit lease client joins here). */
-const services: WorkerServices = { leases: null }
+// process.send returns false also when it only queued the message (backlog): that still
+// arrives, so only a closed channel counts as not sent.
+const embeddedLeases = new EmbeddedLeaseClient((m) => { if (!process.connected) return false; process.send!(m); return true })
+const leases = new WorkerLeaseClient(embeddedLeases, log)
+const services: WorkerServices = { leases }
 const listeners = new Map<string, { token: ListenSocket; tlsKey: string }>()
 let heartbeat: NodeJS.Timeout | null = null
 let drainTimer: NodeJS.Timeout | null = null
@@ -64,6 +70,7 @@ async function applySnapshot(msg: SnapshotMsg): Promise<void> {
   }
   let built: ReturnType<typeof buildRuntime> | null = null
   try {
+    leases.configure(snap.host.redis)
     built = buildRuntime(snap, upstreams, services)
     const rt = built.runtime
     // Open new listeners first, so a bind failure rejects the snapshot before anything changes.
@@ -103,7 +110,13 @@ async function applySnapshot(msg: SnapshotMsg): Promise<void> {
 
 function startHeartbeat(intervalMs: number): void {
   if (heartbeat !== null) clearInterval(heartbeat)
-  const beat = (): void => send({ type: 'gh:heartbeat', version: state.runtime?.version ?? null, inFlight: state.inFlight })
+  const beat = (): void => send({
+    type: 'gh:heartbeat',
+    version: state.runtime?.version ?? null,
+    inFlight: state.inFlight,
+    degraded: leases.degraded ? ['shared storage'] : [],
+    rateLimit: leases.snapshotCounters(),
+  })
   heartbeat = setInterval(beat, intervalMs)
   beat()
 }
@@ -126,6 +139,7 @@ function finishDrain(abandoned: number): void {
   // Give the IPC message a moment to leave, then go; open keep-alive sockets die with us.
   setTimeout(() => process.exit(0), 50).unref()
   upstreams.closeAll().catch(() => {})
+  leases.close()
 }
 
 process.on('message', (m: unknown) => {
@@ -133,6 +147,7 @@ process.on('message', (m: unknown) => {
   switch (m.type) {
     case 'gh:snapshot': enqueueSnapshot(m); break
     case 'gh:drain': drain(m.timeoutMs); break
+    case 'gh:grant': embeddedLeases.onGrant(m); break
   }
 })
 

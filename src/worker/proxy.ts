@@ -18,9 +18,9 @@ import type { Exchange } from './exchange.js'
 import type { DownstreamListener } from './downstream.js'
 import { HOP_BY_HOP, type HeaderList } from './headers.js'
 import { isConnectFailure, upstreamErrorCode, type Endpoint } from './upstream.js'
-import { runResponsePhase } from './chain.js'
+import { bodyInspectors, runResponsePhase } from './chain.js'
 import { problem } from './local-response.js'
-import type { LocalResponse } from './policies/types.js'
+import type { BodyInspector, LocalResponse } from './policies/types.js'
 import type { UwsHttpResponse } from './uws.js'
 import { copyChunk } from './uws.js'
 
@@ -36,7 +36,8 @@ export interface ExchangeHooks {
 /** Sends a gateway-made response and ends the exchange. */
 export function sendLocal(ex: Exchange, r: LocalResponse): void {
   const d = ex.down
-  if (!d.live) return
+  // The client left (an async policy answered too late): the exchange still ends here.
+  if (!d.live) { ex.hooks.done(ex, 'client-abort'); return }
   if (d.headersSent) { d.abort(); ex.hooks.done(ex, r.code); return }
   if (ex.hasBody) d.closeConnection = true // the unread request body is not worth draining
   const extra = ex.extraResponseHeaders
@@ -46,20 +47,33 @@ export function sendLocal(ex: Exchange, r: LocalResponse): void {
 
 /**
  * Sends the exchange to an endpoint of its service. A bodied request waits for its first
- * body bytes (see RequestBody.startWhenReady).
+ * body bytes (see RequestBody.startWhenReady); a held body (the API has body inspectors)
+ * waits until the inspectors that apply to this request passed all of it.
  */
 export function forward(ex: Exchange): void {
   if (!ex.down.live) { ex.hooks.done(ex, 'client-abort'); return }
   const ep = ex.service!.pick(null)
   if (ep === null) { sendLocal(ex, problem('GH_ERR_UPSTREAM_UNAVAILABLE')); return }
   const call = new UpstreamCall(ex, ep)
-  if (ex.body === null) call.start()
-  else ex.body.startWhenReady()
+  const body = ex.body
+  if (body === null) call.start()
+  else if (body.holding) body.inspectWith(bodyInspectors(ex.api!.chain.body!, ex))
+  else body.startWhenReady()
 }
 
 /**
  * The request body as a Readable undici can stream upstream. Created synchronously in
  * the uWS handler (uWS delivers body chunks right after the handler returns).
+ *
+ * Hold mode (`hold`: the API has body inspectors, e.g. json-threat-protection): chunks are
+ * copied into `held` instead of the Readable, and the client is never paused (every byte
+ * must arrive to be checked; memory is bounded by the body limit, which still answers
+ * 413). Chunks that arrive during an async request phase wait there; `inspectWith` (from
+ * `forward`) feeds them to the inspectors, then every later chunk as it arrives. Only when
+ * the last chunk passed every inspector's `write` and `end` are the held chunks pushed and
+ * the upstream call started; a rejection answers locally and nothing goes upstream. When
+ * no inspector applies to the request, the held chunks are pushed and the body streams as
+ * in normal mode. Normal mode pays one null check per chunk for all this.
  */
 export class RequestBody extends Readable {
   private paused = false
@@ -68,10 +82,23 @@ export class RequestBody extends Readable {
   private started = false
   /** ex.call is waiting for `started`. */
   private startPending = false
-  constructor(private readonly res: UwsHttpResponse, private readonly ex: Exchange, private readonly limit: number) {
+  /** Hold mode: the copied chunks not yet pushed; null when streaming. */
+  private held: Buffer[] | null
+  /** Hold mode: the last chunk arrived. */
+  private heldLast = false
+  /** Hold mode: the inspectors, set once the request phase passed. */
+  private inspectors: BodyInspector[] | null = null
+  /** Hold mode: how many held chunks the inspectors have seen. */
+  private inspected = 0
+
+  constructor(private readonly res: UwsHttpResponse, private readonly ex: Exchange, private readonly limit: number, hold: boolean) {
     super({ highWaterMark: 64 * 1024 })
+    this.held = hold ? [] : null
     res.onData(this.onData)
   }
+
+  /** The body is held for inspection (see the class comment). */
+  get holding(): boolean { return this.held !== null }
 
   private onData = (ab: ArrayBuffer, isLast: boolean): void => {
     // After the response ended or the client left, uWS may still deliver chunks (§3.14).
@@ -80,10 +107,19 @@ export class RequestBody extends Readable {
     this.ex.bytesIn += n
     if (this.ex.bytesIn > this.limit) {
       this.overLimit = true
+      this.held = null
       // Answer first: the cancellation below must find the exchange already decided.
       sendLocal(this.ex, problem('GH_ERR_REQUEST_BODY_TOO_LARGE', `limit is ${this.limit} bytes`))
       this.destroy()
       this.ex.call?.cancel()
+      return
+    }
+    const held = this.held
+    if (held !== null) {
+      // Copied (§3.5), never pushed yet, never a pause: see the class comment.
+      if (n > 0) held.push(copyChunk(ab))
+      if (isLast) this.heldLast = true
+      if (this.inspectors !== null) this.inspect()
       return
     }
     const more = n === 0 || this.push(copyChunk(ab))
@@ -93,6 +129,57 @@ export class RequestBody extends Readable {
     }
     if (isLast) { this.push(null); return }
     if (!more && !this.paused) { this.paused = true; this.res.pause() }
+  }
+
+  /**
+   * Hold mode, called once by `forward` after the request phase: inspect what arrived so
+   * far and everything after; with no inspector for this request, stream as usual.
+   */
+  inspectWith(inspectors: BodyInspector[]): void {
+    if (inspectors.length === 0) { this.release(); return }
+    this.inspectors = inspectors
+    this.inspect()
+  }
+
+  private inspect(): void {
+    const held = this.held!
+    const ins = this.inspectors!
+    let r: LocalResponse | undefined
+    try {
+      for (; this.inspected < held.length; this.inspected++) {
+        const chunk = held[this.inspected]!
+        for (let k = 0; k < ins.length; k++) if ((r = ins[k]!.write(chunk)) !== undefined) break
+        if (r !== undefined) break
+      }
+      if (r === undefined) {
+        if (!this.heldLast) return
+        for (let k = 0; k < ins.length; k++) if ((r = ins[k]!.end()) !== undefined) break
+      }
+    } catch {
+      // Runs inside a uWS callback: a throwing inspector must not take the worker down.
+      r = problem('GH_ERR_POLICY_FAILED')
+    }
+    if (r !== undefined) {
+      this.held = null
+      this.inspectors = null
+      sendLocal(this.ex, r) // closes the connection: the rest of the body is not read
+      this.destroy()
+      return
+    }
+    this.release()
+  }
+
+  /** Leaves hold mode: the held chunks go to the Readable, and the upstream call may start. */
+  private release(): void {
+    const held = this.held!
+    this.held = null
+    this.inspectors = null
+    let more = true
+    for (let i = 0; i < held.length; i++) more = this.push(held[i]!)
+    if (this.heldLast) this.push(null)
+    else if (!more) { this.paused = true; this.res.pause() }
+    if (held.length > 0 || this.heldLast) this.started = true
+    this.startWhenReady()
   }
 
   /**

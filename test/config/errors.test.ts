@@ -2,6 +2,7 @@
  * One bad input per case, each asserting the complete list of formatted errors, position
  * and path included. Fixture line N is array index N-1.
  */
+import { POLICY_SCHEMAS } from '../../src/worker/policies/schemas.js'
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, describe, test } from 'node:test'
@@ -92,7 +93,7 @@ const cases: Case[] = [
   {
     title: 'an unknown policy name lists the known policies',
     files: { 'a.yaml': [...apiHead(), '  address: http://0.0.0.0:8081', '  services:', '    v1: { address: http://10.0.0.5:8080, routes: [{}] }', '  policies:', '    - policyRef: { name: rate-limt }'] },
-    expected: ['F/a.yaml:9:26: spec.policies[0].policyRef.name: unknown policy "rate-limt" (known: cors, header-injection, header-removal)'],
+    expected: [`F/a.yaml:9:26: spec.policies[0].policyRef.name: unknown policy "rate-limt" (known: ${Object.keys(POLICY_SCHEMAS).sort().join(', ')})`],
   },
   {
     title: 'a policy config is validated against that policy\'s schema',

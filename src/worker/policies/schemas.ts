@@ -6,9 +6,17 @@
  * @module
  */
 import type { TSchema } from '@sinclair/typebox'
+import * as apiKey from './api-key/schema.js'
 import * as cors from './cors/schema.js'
 import * as headerInjection from './header-injection/schema.js'
 import * as headerRemoval from './header-removal/schema.js'
+import * as httpBasicAuthentication from './http-basic-authentication/schema.js'
+import * as ipFilter from './ip-filter/schema.js'
+import * as jsonThreatProtection from './json-threat-protection/schema.js'
+import * as jwtValidation from './jwt-validation/schema.js'
+import * as oauth2Introspection from './oauth2-introspection/schema.js'
+import * as rateLimit from './rate-limit/schema.js'
+import * as spikeControl from './spike-control/schema.js'
 
 export interface PolicySchemaEntry {
   readonly schema: TSchema
@@ -17,9 +25,17 @@ export interface PolicySchemaEntry {
 }
 
 export const POLICY_SCHEMAS: Readonly<Record<string, PolicySchemaEntry>> = Object.freeze({
+  'api-key': apiKey,
   'cors': cors,
   'header-injection': headerInjection,
   'header-removal': headerRemoval,
+  'http-basic-authentication': httpBasicAuthentication,
+  'ip-filter': ipFilter,
+  'json-threat-protection': jsonThreatProtection,
+  'jwt-validation': jwtValidation,
+  'oauth2-introspection': oauth2Introspection,
+  'rate-limit': rateLimit,
+  'spike-control': spikeControl,
 })
 
 /*
