@@ -25,6 +25,8 @@ import type { Resources } from './validate.js'
 export interface CompileOptions {
   /** Relative file paths in the config (TLS files, log directory) resolve against it. */
   baseDir: string
+  /** Digest of the files the config references (policy files, TLS), part of the version. */
+  fileDigest?: string
 }
 
 export function compile(r: Resources, opts: CompileOptions): Snapshot {
@@ -73,7 +75,7 @@ export function compile(r: Resources, opts: CompileOptions): Snapshot {
     listeners: [...listeners.values()].sort((a, b) => a.port - b.port || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0)),
     services: Object.fromEntries([...services.entries()].sort(([a], [b]) => (a < b ? -1 : 1))),
   }
-  const version = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16)
+  const version = createHash('sha256').update(JSON.stringify(body)).update(opts.fileDigest ?? '').digest('hex').slice(0, 16)
   return deepFreeze({ version, ...body })
 }
 

@@ -9,7 +9,8 @@
  *   if (!r.ok) for (const e of r.errors) console.error(formatConfigError(e))
  *   else send(r.snapshot); log.debug(redact(r.snapshot, r.secrets))
  */
-import { access, constants } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { compile } from './compile.js'
 import { crossCheck } from './cross-check.js'
@@ -17,7 +18,7 @@ import type { ConfigError } from './errors.js'
 import { redactString } from './redact.js'
 import type { Snapshot } from './snapshot.js'
 import { substitute } from './substitute.js'
-import { emptyResources, validateDocument, type Resources } from './validate.js'
+import { emptyResources, validateDocument, type Res, type Resources } from './validate.js'
 import { errorAt, readConfigDir } from './yaml-source.js'
 
 export { formatConfigError, type ConfigError } from './errors.js'
@@ -44,27 +45,40 @@ export async function loadConfigDir(dir: string, opts: LoadOptions = {}): Promis
     validateDocument(src, resources, errors, new Set(subErrors.map((e) => e.path)))
   }
   errors.push(...crossCheck(resources))
-  errors.push(...(await checkTlsFiles(resources, dir)))
+  const referenced = await readReferencedFiles(resources, dir, errors)
   const list = [...secrets]
   if (errors.length > 0) return { ok: false, errors: sortErrors(errors, read.files).map((e) => redactError(e, list)) }
-  return { ok: true, snapshot: compile(resources, { baseDir: dir }), secrets: list, files: read.files }
+  return { ok: true, snapshot: compile(resources, { baseDir: dir, fileDigest: referenced }), secrets: list, files: read.files }
 }
 
-/** `gatehouse validate` should catch a missing certificate, not the listener at start. */
-async function checkTlsFiles(r: Resources, dir: string): Promise<ConfigError[]> {
-  const errors: ConfigError[] = []
-  for (const { src, value } of r.apis) {
-    const tls = value.spec.tls
-    if (!tls) continue
-    for (const field of ['certFile', 'keyFile'] as const) {
-      try {
-        await access(path.resolve(dir, tls[field]), constants.R_OK)
-      } catch (err) {
-        errors.push(errorAt(src, ['spec', 'tls', field], `cannot read ${tls[field]} (${(err as NodeJS.ErrnoException).code ?? 'error'})`))
-      }
+/**
+ * Files the config names (TLS certFile/keyFile, a policy's htpasswdFile, keysFile...) must
+ * be readable, so `gatehouse validate` catches them rather than a worker at start,
+ * and their content is part of the config: it is hashed into the snapshot version, so
+ * editing only such a file and reloading is a change the workers apply.
+ */
+async function readReferencedFiles(r: Resources, dir: string, errors: ConfigError[]): Promise<string> {
+  const hash = createHash('sha256')
+  const visit = async (src: Res<unknown>['src'], at: (string | number)[], v: unknown): Promise<void> => {
+    if (Array.isArray(v)) { for (let i = 0; i < v.length; i++) await visit(src, [...at, i], v[i]); return }
+    if (v === null || typeof v !== 'object') return
+    for (const [k, x] of Object.entries(v)) {
+      if (k.endsWith('File') && typeof x === 'string') {
+        try {
+          hash.update(`${k}\0${x}\0`).update(await readFile(path.resolve(dir, x)))
+        } catch (err) {
+          errors.push(errorAt(src, [...at, k], `cannot read ${x} (${(err as NodeJS.ErrnoException).code ?? 'error'})`))
+        }
+      } else await visit(src, [...at, k], x)
     }
   }
-  return errors
+  for (const a of r.apis) {
+    const ps = a.value.spec.policies ?? []
+    for (let i = 0; i < ps.length; i++) await visit(a.src, ['spec', 'policies', i, 'config'], ps[i]!.config)
+    if (a.value.spec.tls) await visit(a.src, ['spec', 'tls'], a.value.spec.tls)
+  }
+  for (const b of r.bindings) await visit(b.src, ['spec', 'config'], b.value.spec.config)
+  return hash.digest('hex')
 }
 
 /** File order (as read), then position: the order an editor would walk them. */

@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
 /**
  * The http-basic-authentication schema through the real config loader: each bad config
  * gives the exact positioned error. Fixture line N is array index N-1.
@@ -65,11 +67,19 @@ describe('http-basic-authentication config', () => {
   })
 
   test('a valid config is accepted with realm and forwardCredentials defaulted', async () => {
-    const snap = await snapshotOf(fx.dir({ 'a.yaml': api([`users: [{ username: alice, passwordHash: "${BCRYPT}" }]`, 'htpasswdFile: /etc/gatehouse/htpasswd']) }))
+    const htpasswd = path.join(fx.dir({}), 'htpasswd')
+    writeFileSync(htpasswd, `bob:${BCRYPT}\n`)
+    const snap = await snapshotOf(fx.dir({ 'a.yaml': api([`users: [{ username: alice, passwordHash: "${BCRYPT}" }]`, `htpasswdFile: ${htpasswd}`]) }))
     const p = snap.listeners[0]!.apis[0]!.policies[0]!
     assert.equal(p.order, 20)
     assert.deepEqual(p.config, {
-      users: [{ username: 'alice', passwordHash: BCRYPT }], htpasswdFile: '/etc/gatehouse/htpasswd', realm: 'gatehouse', forwardCredentials: false,
+      users: [{ username: 'alice', passwordHash: BCRYPT }], htpasswdFile: htpasswd, realm: 'gatehouse', forwardCredentials: false,
     })
+  })
+
+  test('an htpasswdFile that cannot be read is a config error at its position', async () => {
+    assert.deepEqual(await errors(['htpasswdFile: /nonexistent/gatehouse/htpasswd']), [
+      'F/a.yaml:13:23: spec.policies[0].config.htpasswdFile: cannot read /nonexistent/gatehouse/htpasswd (ENOENT)',
+    ])
   })
 })
