@@ -67,6 +67,7 @@ export interface LeaseMsg {
   limit: number
   windowMs: number
   want: number
+  need: number
 }
 export interface DrainedMsg {
   type: 'gh:drained'

@@ -33,7 +33,7 @@ export class EmbeddedLeaseStore {
       c = { window, used: 0, endsAt: now + resetMs }
       this.counters.set(req.key, c)
     }
-    const granted = grantSize(req.limit - c.used, req.want)
+    const granted = grantSize(req.limit - c.used, req.want, req.need)
     c.used += granted
     if (now - this.lastSweep > SWEEP_EVERY_MS) this.sweep(now)
     return { granted, window, resetMs, remaining: Math.max(0, req.limit - c.used) }

@@ -22,6 +22,11 @@ export interface LeaseRequest {
   windowMs: number
   /** Tokens the worker would like; the store may grant fewer. */
   want: number
+  /**
+   * Of `want`, the requests already waiting in the worker. These are granted whole (up to
+   * what remains): they are spent at once, so granting them strands nothing.
+   */
+  need: number
 }
 
 export interface LeaseGrant {
@@ -66,15 +71,16 @@ export interface LeaseClient {
 
 /**
  * How many of the `remaining` tokens one request for `want` gets: never more than is
- * left, and at most 1/GRANT_DIVISOR of it (but at least 1), so the last tokens of a
- * window are handed out one or two at a time. Far from the limit a grant is large (a
+ * left; the `need` of requests already waiting in full; beyond that at most
+ * 1/GRANT_DIVISOR of what is left (but at least 1), so tokens a worker holds ahead of its
+ * requests are few when the window's budget runs low. Far from the limit a grant is large (a
  * limit of 10 000 grants hundreds per call); the Redis script computes the same rule.
  */
 export const GRANT_DIVISOR = 16
 
-export function grantSize(remaining: number, want: number): number {
+export function grantSize(remaining: number, want: number, need: number): number {
   if (remaining <= 0 || want <= 0) return 0
-  return Math.min(want, remaining, Math.max(1, Math.floor(remaining / GRANT_DIVISOR)))
+  return Math.min(remaining, Math.max(need, Math.min(want, Math.max(1, Math.floor(remaining / GRANT_DIVISOR)))))
 }
 
 /** Window index and time to its end for a store clock reading. */

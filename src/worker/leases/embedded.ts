@@ -28,7 +28,7 @@ export class EmbeddedLeaseClient implements LeaseStore {
         reject(Object.assign(new Error('embedded store did not answer'), { code: 'GH_LEASE_TIMEOUT' }))
       }, this.timeoutMs)
       this.pending.set(requestId, { resolve, reject, timer })
-      if (!this.send({ type: 'gh:lease', requestId, key: req.key, limit: req.limit, windowMs: req.windowMs, want: req.want })) {
+      if (!this.send({ type: 'gh:lease', requestId, key: req.key, limit: req.limit, windowMs: req.windowMs, want: req.want, need: req.need })) {
         clearTimeout(timer)
         this.pending.delete(requestId)
         reject(Object.assign(new Error('no channel to the primary'), { code: 'GH_LEASE_NO_CHANNEL' }))

@@ -27,6 +27,7 @@ local limit = tonumber(ARGV[1])
 local windowMs = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
 local divisor = tonumber(ARGV[4])
+local need = tonumber(ARGV[5])
 local win = math.floor(now / windowMs)
 local key = KEYS[1] .. ':' .. win
 local used = tonumber(redis.call('GET', key) or '0')
@@ -35,6 +36,7 @@ local grant = 0
 if remaining > 0 and want > 0 then
   grant = math.max(1, math.floor(remaining / divisor))
   if grant > want then grant = want end
+  if grant < need then grant = need end
   if grant > remaining then grant = remaining end
   local after = redis.call('INCRBY', key, grant)
   if after == grant then redis.call('PEXPIRE', key, windowMs + 1000) end
@@ -53,7 +55,7 @@ return n
 
 type GrantReply = [number, number, number, number]
 interface LeaseRedis extends Redis {
-  ghLease(key: string, limit: number, windowMs: number, want: number, divisor: number): Promise<GrantReply>
+  ghLease(key: string, limit: number, windowMs: number, want: number, divisor: number, need: number): Promise<GrantReply>
   ghRelease(key: string, window: number, count: number): Promise<number>
 }
 
@@ -87,7 +89,10 @@ export class RedisLeaseStore implements LeaseStore {
   errors = 0
 
   constructor(readonly config: RedisSnap, onState: (up: boolean, why: string) => void) {
-    this.breaker = new CircuitBreaker(3, 500, (open) => onState(!open, open ? this.lastError : 'answering again'))
+    this.breaker = new CircuitBreaker(3, 500, (open) => {
+      onState(!open, open ? this.lastError : 'answering again')
+      if (open) this.startProbing()
+    })
     this.redis = new Redis(redisOptions(config)) as LeaseRedis
     this.redis.defineCommand('ghLease', { numberOfKeys: 1, lua: GRANT_SCRIPT })
     this.redis.defineCommand('ghRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT })
@@ -105,7 +110,7 @@ export class RedisLeaseStore implements LeaseStore {
     const now = Date.now()
     if (!this.breaker.allow(now)) return Promise.reject(Object.assign(new Error('shared storage unavailable'), { code: 'GH_LEASE_BREAKER_OPEN' }))
     this.calls++
-    return this.redis.ghLease(req.key, req.limit, req.windowMs, req.want, GRANT_DIVISOR).then((r) => {
+    return this.redis.ghLease(req.key, req.limit, req.windowMs, req.want, GRANT_DIVISOR, req.need).then((r) => {
       this.breaker.success()
       return { granted: Number(r[0]), window: Number(r[1]), resetMs: Number(r[2]), remaining: Number(r[3]) }
     }, (err: Error) => {
@@ -122,12 +127,30 @@ export class RedisLeaseStore implements LeaseStore {
     this.redis.ghRelease(key, window, count).catch(() => { this.errors++ })
   }
 
+  /**
+   * While the breaker is open, PING Redis in the background whenever the breaker allows a
+   * probe, so it closes (and /ready recovers) when Redis is back even if no request
+   * comes to try it.
+   */
+  private startProbing(): void {
+    if (this.probeTimer !== null) return
+    this.probeTimer = setInterval(() => {
+      if (!this.breaker.open) { clearInterval(this.probeTimer!); this.probeTimer = null; return }
+      if (!this.breaker.allow(Date.now())) return
+      this.redis.ping().then(() => this.breaker.success(), () => this.breaker.failure(Date.now()))
+    }, 250)
+    this.probeTimer.unref()
+  }
+
+  private probeTimer: NodeJS.Timeout | null = null
+
   reportSlow(): void {
     this.lastError = 'no answer within maxWaitMs'
     this.breaker.failure(Date.now())
   }
 
   close(): void {
+    if (this.probeTimer !== null) clearInterval(this.probeTimer)
     this.redis.disconnect()
   }
 }

@@ -5,8 +5,9 @@
  *
  * When the shared store cannot answer within `maxWaitMs`, or its circuit breaker is
  * open, `onStoreFailure` decides: `local` counts in this host's embedded store (exact per
- * host), `allow` lets the request through, `deny` answers 503. A 429 or 503 that a
- * fallback decided says so in its problem `detail`.
+ * host; if that store is the one not answering, in this worker alone), `allow` lets the
+ * request through, `deny` answers 503. A 429 or 503 that a fallback decided says so in
+ * its problem `detail`.
  *
  * @module
  */
@@ -16,7 +17,7 @@ import { getHeader, type HeaderList } from '../../headers.js'
 import { problem } from '../../local-response.js'
 import type { LeaseClient } from '../../../ratelimit/lease.js'
 import { schema, order, type RateLimitConfig } from './schema.js'
-import { Verdict, WindowLimiter } from './limiter.js'
+import { Verdict, WindowLimiter, WorkerCounter } from './limiter.js'
 
 type KeyFn = (ex: Exchange) => string
 
@@ -65,6 +66,7 @@ export const rateLimit: PolicyModule<RateLimitConfig> = {
       shared: new WindowLimiter(r.maximumRequests, r.timePeriodInMilliseconds, `gh:rl:${ctx.id}:${r.timePeriodInMilliseconds}:`, shared, maxWait),
       // The host's embedded store, for onStoreFailure: local. Its own key space.
       local: new WindowLimiter(r.maximumRequests, r.timePeriodInMilliseconds, `gh:rl:local:${ctx.id}:${r.timePeriodInMilliseconds}:`, () => client.local, maxWait),
+      worker: new WorkerCounter(r.maximumRequests, r.timePeriodInMilliseconds),
     }))
     const policyHeader = config.rateLimits.map((r) => `${r.maximumRequests};w=${Math.ceil(r.timePeriodInMilliseconds / 1000)}`).join(', ')
 
@@ -110,12 +112,22 @@ export const rateLimit: PolicyModule<RateLimitConfig> = {
       return Promise.all(vs).then(combine)
     }
 
+    /** Counting in this worker alone: when no store answers at all. */
+    function lastResort(ex: Exchange, key: string): RequestResult {
+      const now = Date.now()
+      let v = Verdict.Allow
+      for (const w of windows) if (w.worker.take(key, now) === Verdict.Deny) v = Verdict.Deny
+      return v === Verdict.Deny ? limited(ex, key, true) : admitted(ex, key, true)
+    }
+
     function fallback(ex: Exchange, key: string): RequestResult | Promise<RequestResult> {
       client.counters.fallbacks++
-      if (onFailure === 'allow' || (onFailure === 'local' && sharedIsLocal())) return admitted(ex, key, true)
+      if (onFailure === 'allow') return admitted(ex, key, true)
       if (onFailure === 'deny') return problem('GH_ERR_RATE_LIMIT_STORE', 'rate limit not checked: shared storage unavailable (onStoreFailure: deny)')
+      // local: the host's embedded store, unless that is the store that failed.
+      if (sharedIsLocal()) return lastResort(ex, key)
       const v = takeAll('local', key, Date.now())
-      const decide = (r: Verdict): RequestResult => (r === Verdict.Deny ? limited(ex, key, true) : admitted(ex, key, true))
+      const decide = (r: Verdict): RequestResult => (r === Verdict.Deny ? limited(ex, key, true) : r === Verdict.Fallback ? lastResort(ex, key) : admitted(ex, key, true))
       return typeof v === 'number' ? decide(v) : v.then(decide)
     }
 

@@ -113,7 +113,7 @@ export class WindowLimiter {
     const rate = st.spent / Math.max(1, sentAt - st.grantAt)
     const ahead = Math.round(rate * LEASE_HORIZON_MS)
     const want = Math.min(this.limit, ahead < 2 ? Math.max(1, waiting) : ahead + waiting)
-    this.store().acquire({ key: this.prefix + key, limit: this.limit, windowMs: this.windowMs, want }).then((g) => {
+    this.store().acquire({ key: this.prefix + key, limit: this.limit, windowMs: this.windowMs, want, need: Math.min(waiting, want) }).then((g) => {
       st.acquiring = false
       if (g.window !== st.window) { st.window = g.window; st.tokens = 0; st.exhausted = false }
       st.tokens += g.granted
@@ -191,5 +191,30 @@ export class WindowLimiter {
     for (const [k, st] of this.states) {
       if (!st.acquiring && st.waiters === null && now >= st.windowEnd + this.windowMs) this.states.delete(k)
     }
+  }
+}
+
+/**
+ * The last resort when no store answers (the shared store is down and the host's
+ * embedded store does not answer either, or it is the one failing): a fixed-window count
+ * in this worker alone, with the full limit. Approximate (each worker allows up to the
+ * limit) but never unlimited, and synchronous.
+ */
+export class WorkerCounter {
+  private counts = new Map<string, { window: number; used: number }>()
+
+  constructor(readonly limit: number, readonly windowMs: number) {}
+
+  take(key: string, now: number): Verdict {
+    const window = Math.floor(now / this.windowMs)
+    let c = this.counts.get(key)
+    if (c === undefined || c.window !== window) {
+      if (this.counts.size > 100_000) this.counts.clear() // bounded: an outage must not grow memory forever
+      c = { window, used: 0 }
+      this.counts.set(key, c)
+    }
+    if (c.used >= this.limit) return Verdict.Deny
+    c.used++
+    return Verdict.Allow
   }
 }
