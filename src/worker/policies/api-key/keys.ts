@@ -8,6 +8,7 @@
  * @module
  */
 import { createHash } from 'node:crypto'
+import { parseColonFile } from '../../auth/credential-file.js'
 
 export interface KeyEntry {
   readonly name: string
@@ -28,24 +29,12 @@ export function keyDigest(key: string): string {
  * too), `#` comments and blank lines skipped. Throws one Error naming every bad line.
  */
 export function parseKeysFile(text: string, file: string): KeyEntry[] {
-  const out: KeyEntry[] = []
-  const problems: string[] = []
-  const lines = text.split(/\r?\n/)
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim()
-    if (line === '' || line.startsWith('#')) continue
-    const where = `${file}:${i + 1}`
-    const colon = line.indexOf(':')
-    if (colon <= 0) { problems.push(`${where}: expected "name:sha256hex"`); continue }
-    const name = line.slice(0, colon)
-    let hex = line.slice(colon + 1).trim()
+  return parseColonFile<KeyEntry>(text, file, 'keys file', 'name:sha256hex', (name, rest, where) => {
+    let hex = rest.trim()
     if (hex.startsWith('sha256:')) hex = hex.slice(7)
-    // The line is not echoed: if it is a plaintext key by mistake, it must not reach a log.
-    if (!HEX64.test(hex)) { problems.push(`${where}: key of "${name}" must be the 64 hex digits of its SHA-256 (printf %s KEY | sha256sum); plaintext keys are not accepted`); continue }
-    out.push({ name, digest: hex.toLowerCase(), where })
-  }
-  if (problems.length > 0) throw new Error(`invalid keys file ${file}:\n  ${problems.join('\n  ')}`)
-  return out
+    if (!HEX64.test(hex)) return { error: `key of "${name}" must be the 64 hex digits of its SHA-256 (printf %s KEY | sha256sum); plaintext keys are not accepted` }
+    return { value: { name, digest: hex.toLowerCase(), where } }
+  })
 }
 
 /** digest → consumer; the same key twice (under any name) is an error, not a silent pick. */

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { parseColonFile } from '../../auth/credential-file.js'
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import bcrypt from 'bcryptjs'
 import { PASSWORD_HASH } from './schema.js'
@@ -40,23 +41,10 @@ export function parseHash(text: string): StoredHash | { error: string } {
  * Throws one Error naming every bad line (file:line), so an operator fixes them in one go.
  */
 export function parseHtpasswd(text: string, file: string): UserEntry[] {
-  const out: UserEntry[] = []
-  const problems: string[] = []
-  const lines = text.split(/\r?\n/)
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim()
-    if (line === '' || line.startsWith('#')) continue
-    const where = `${file}:${i + 1}`
-    const colon = line.indexOf(':')
-    if (colon <= 0) { problems.push(`${where}: expected "user:hash"`); continue }
-    const username = line.slice(0, colon)
-    const hash = parseHash(line.slice(colon + 1))
-    // Never echo the line itself: it holds a hash, which should not end up in logs.
-    if ('error' in hash) { problems.push(`${where}: user "${username}": ${hash.error}`); continue }
-    out.push({ username, hash, where })
-  }
-  if (problems.length > 0) throw new Error(`invalid htpasswd file ${file}:\n  ${problems.join('\n  ')}`)
-  return out
+  return parseColonFile<UserEntry>(text, file, 'htpasswd file', 'user:hash', (username, rest, where) => {
+    const hash = parseHash(rest)
+    return 'error' in hash ? { error: `user "${username}": ${hash.error}` } : { value: { username, hash, where } }
+  })
 }
 
 function sha1(password: string): Buffer {

@@ -22,11 +22,11 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type CryptoKey, ty
 import type { Exchange } from '../../exchange.js'
 import { createLogger } from '../../../telemetry/runtime-log.js'
 import type { PolicyContext, PolicyHandlers, PolicyModule, RequestResult } from '../types.js'
-import { admit, Challenges, compileForward, compileRequiredClaims, consumerOf, firstUnmet, forwardPairs, quotedSafe, type Verdict } from './claims.js'
+import { admit, Challenges, compileForward, compileRequiredClaims, consumerOf, firstUnmet, forwardPairs, quotedSafe, type Verdict } from '../../auth/claims.js'
 import { JwksCache, JwksUnavailable } from './jwks.js'
-import { ExpiringLru, tokenKey } from './lru.js'
+import { ExpiringLru, tokenKey } from '../../auth/lru.js'
 import { schema, order, type JwtValidationConfig } from './schema.js'
-import { tokenReader } from './token.js'
+import { tokenReader } from '../../auth/token.js'
 
 const log = createLogger('jwt-validation', 'warn')
 

@@ -18,7 +18,7 @@
  * @module
  */
 import { createLocalJWKSet, type JWK, type JWTVerifyGetKey } from 'jose'
-import { idpJson } from './idp-http.js'
+import { idpJson } from '../../auth/idp-http.js'
 
 export class JwksUnavailable extends Error {
   readonly code = 'JWKS_UNAVAILABLE'

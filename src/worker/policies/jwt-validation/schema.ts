@@ -1,32 +1,12 @@
 /**
  * jwt-validation options. Pure data: safe for the primary to import. The token-source and
- * claim-forwarding fragments are shared with oauth2-introspection.
+ * claim-forwarding fragments live in src/worker/auth/schema-parts.ts (shared with
+ * oauth2-introspection).
  *
  * @module
  */
 import { Type, type Static } from '@sinclair/typebox'
-
-const HeaderName = Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$', errorMessage: 'must be an HTTP header name' })
-/** Goes inside a quoted WWW-Authenticate parameter: no quotes, backslashes or control characters. */
-const QuotedSafe = Type.String({ pattern: '^[^"\\\\\\x00-\\x1f\\x7f]*$', errorMessage: 'must not contain quotes, backslashes or control characters' })
-export const HttpUrl = Type.String({ pattern: '^https?://[^\\s/?#]+[^\\s]*$', errorMessage: 'must be an http:// or https:// URL' })
-
-/**
- * Where the credential is read. Default: `Authorization: Bearer <token>`. A header with
- * `scheme: ""` (the default for headers other than Authorization) carries the bare token.
- */
-export const TokenSource = Type.Union([
-  Type.Object({
-    header: HeaderName,
-    /** Auth scheme before the token, matched case-insensitively. */
-    scheme: Type.Optional(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]*$' })),
-  }, { additionalProperties: false }),
-  Type.Object({ query: Type.String({ minLength: 1, pattern: '^[^&=#\\s]+$' }) }, { additionalProperties: false }),
-  Type.Object({ cookie: Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }) }, { additionalProperties: false }),
-], { errorMessage: 'must be one of { header, scheme? }, { query } or { cookie }' })
-
-/** claim name → upstream request header. A client-sent header of that name is always dropped. */
-export const ForwardClaims = Type.Record(Type.String({ minLength: 1 }), HeaderName, { additionalProperties: false })
+import { ForwardClaims, HttpUrl, QuotedSafe, TokenSource } from '../../auth/schema-parts.js'
 
 export const ALGORITHMS = [
   'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', 'HS384', 'HS512',
@@ -97,5 +77,4 @@ export const schema = Type.Object({
 })
 
 export type JwtValidationConfig = Static<typeof schema>
-export type TokenSourceConfig = Static<typeof TokenSource>
 export const order = 30

@@ -21,10 +21,10 @@
 import type { Exchange } from '../../exchange.js'
 import { createLogger } from '../../../telemetry/runtime-log.js'
 import type { LocalResponse, PolicyContext, PolicyHandlers, PolicyModule, RequestResult } from '../types.js'
-import { admit, Challenges, compileForward, consumerOf, forwardPairs, quotedSafe, type Verdict } from '../jwt-validation/claims.js'
-import { idpJson } from '../jwt-validation/idp-http.js'
-import { ExpiringLru, tokenKey } from '../jwt-validation/lru.js'
-import { tokenReader } from '../jwt-validation/token.js'
+import { admit, Challenges, compileForward, consumerOf, forwardPairs, quotedSafe, type Verdict } from '../../auth/claims.js'
+import { idpJson } from '../../auth/idp-http.js'
+import { ExpiringLru, tokenKey } from '../../auth/lru.js'
+import { tokenReader } from '../../auth/token.js'
 import { schema, order, type IntrospectionConfig } from './schema.js'
 
 const log = createLogger('oauth2-introspection', 'warn')

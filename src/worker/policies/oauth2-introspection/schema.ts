@@ -5,7 +5,7 @@
  * @module
  */
 import { Type, type Static } from '@sinclair/typebox'
-import { ForwardClaims, HttpUrl, TokenSource } from '../jwt-validation/schema.js'
+import { ForwardClaims, HttpUrl, TokenSource } from '../../auth/schema-parts.js'
 
 export const schema = Type.Object({
   /** The authorization server's RFC 7662 endpoint. */

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { Exchange } from '../../../../src/worker/exchange.js'
 import type { HeaderList } from '../../../../src/worker/headers.js'
-import { ExpiringLru, tokenKey } from '../../../../src/worker/policies/jwt-validation/lru.js'
-import { tokenReader } from '../../../../src/worker/policies/jwt-validation/token.js'
+import { ExpiringLru, tokenKey } from '../../../../src/worker/auth/lru.js'
+import { tokenReader } from '../../../../src/worker/auth/token.js'
 
 function ex(headers: HeaderList, query = ''): Exchange {
   return { headers, query } as unknown as Exchange

@@ -6,9 +6,9 @@
  *
  * @module
  */
-import type { Exchange } from '../../exchange.js'
-import { getHeader, removeHeader } from '../../headers.js'
-import type { TokenSourceConfig } from './schema.js'
+import type { Exchange } from '../exchange.js'
+import { getHeader, removeHeader } from '../headers.js'
+import type { TokenSourceConfig } from './schema-parts.js'
 
 export interface TokenReader {
   /** The credential, or null when the request carries none (or an empty one). */

@@ -7,10 +7,10 @@
  *
  * @module
  */
-import type { Exchange } from '../../exchange.js'
-import { removeHeader } from '../../headers.js'
-import { problem } from '../../local-response.js'
-import type { LocalResponse } from '../types.js'
+import type { Exchange } from '../exchange.js'
+import { removeHeader } from '../headers.js'
+import { problem } from '../local-response.js'
+import type { LocalResponse } from '../policies/types.js'
 import type { TokenReader } from './token.js'
 
 /** A judged credential, as cached. */
