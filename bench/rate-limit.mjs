@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+// Cost of rate limiting on the request path: small GETs through one gateway worker
+// (pinned to CPU 0) with no policy, with rate-limit on the embedded store, and with
+// rate-limit on Redis, far from the limit. wrk and the upstream (nginx) run on CPU 1.
+// Prints median req/s and p99 over 3 runs each, and Redis calls per admitted request.
+//
+// Needs: npm run build; wrk, nginx and redis-server on PATH
+//   (apt-get install -y wrk nginx-light redis-server). Loopback only, bounded in time.
+// Usage: node bench/rate-limit.mjs [--seconds 5] [--connections 50]
+import { spawn, execFileSync, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const args = process.argv.slice(2)
+const opt = (name, def) => { const i = args.indexOf(`--${name}`); return i === -1 ? def : Number(args[i + 1]) }
+const SECONDS = opt('seconds', 5)
+const CONNECTIONS = opt('connections', 50)
+const RUNS = 3
+
+for (const bin of ['wrk', 'nginx', 'redis-server', 'taskset']) {
+  if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) {
+    console.error(`bench: ${bin} not found (apt-get install -y wrk nginx-light redis-server util-linux)`)
+    process.exit(2)
+  }
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-'))
+const children = []
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+function freePort() {
+  return new Promise((resolve) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)) }) })
+}
+function start(cmd, argv, opts = {}) {
+  const c = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], ...opts })
+  children.push(c)
+  return c
+}
+async function waitHttp(url, ms = 15000) {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    try { const r = await fetch(url); if (r.status < 500) return } catch {}
+    await sleep(100)
+  }
+  throw new Error(`timeout waiting for ${url}`)
+}
+function cleanup() { for (const c of children) { try { c.kill('SIGKILL') } catch {} } }
+process.on('exit', cleanup)
+
+const upstreamPort = await freePort()
+fs.writeFileSync(path.join(tmp, 'nginx.conf'), `worker_processes 1;
+daemon off;
+pid ${tmp}/nginx.pid;
+error_log ${tmp}/nginx-error.log;
+events { worker_connections 4096; }
+http { access_log off; server { listen 127.0.0.1:${upstreamPort}; keepalive_requests 1000000;
+  location / { return 200 "${'x'.repeat(100)}"; } } }
+`)
+start('taskset', ['-c', '1', 'nginx', '-c', path.join(tmp, 'nginx.conf')])
+const redisPort = await freePort()
+start('taskset', ['-c', '1', 'redis-server', '--port', String(redisPort), '--save', '', '--appendonly', 'no'])
+await sleep(300)
+
+const gwPort = await freePort()
+const adminPort = await freePort()
+const policy = (store) => `  policies:
+    - policyRef: { name: rate-limit }
+      config: { rateLimits: [{ maximumRequests: 1000000000, timePeriodInMilliseconds: 1000 }], keySelector: { header: x-client } }
+`
+function config(scenario) {
+  const dir = path.join(tmp, scenario)
+  fs.mkdirSync(dir, { recursive: true })
+  fs.writeFileSync(path.join(dir, 'a.yaml'), `apiVersion: gatehouse/v1
+kind: ApiInstance
+metadata: { name: bench }
+spec:
+  address: http://127.0.0.1:${gwPort}/
+  services:
+    all:
+      address: http://127.0.0.1:${upstreamPort}
+      routes: [{ rules: [{ path: (/.*) }] }]
+${scenario === 'plain' ? '' : policy(scenario)}---
+apiVersion: gatehouse/v1
+kind: Configuration
+metadata: { name: host }
+spec:
+  workers: 1
+  admin: { address: http://127.0.0.1:${adminPort} }
+  logging: { runtimeLogs: { logLevel: warn } }
+${scenario === 'redis' ? `  sharedStorage: { redis: { address: "127.0.0.1:${redisPort}" } }\n` : ''}`)
+  return dir
+}
+
+function wrk(url) {
+  const out = execFileSync('taskset', ['-c', '1', 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', '-H', 'x-client: bench', url], { encoding: 'utf8' })
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1])
+  const p99raw = /99%\s+([\d.]+)(us|ms|s)/.exec(out)
+  const p99 = Number(p99raw[1]) * (p99raw[2] === 'us' ? 0.001 : p99raw[2] === 's' ? 1000 : 1)
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)
+  const total = Number(/(\d+) requests in/.exec(out)[1])
+  return { rps, p99, non2xx, total }
+}
+
+function redisEvals() {
+  const info = execFileSync('redis-cli', ['-p', String(redisPort), 'INFO', 'commandstats'], { encoding: 'utf8' })
+  return [...info.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0)
+}
+
+const results = []
+for (const scenario of ['plain', 'embedded', 'redis']) {
+  const gw = start(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'start', '--config', config(scenario)])
+  await waitHttp(`http://127.0.0.1:${adminPort}/ready`)
+  wrk(`http://127.0.0.1:${gwPort}/warmup`) // warm-up (JIT, pools)
+  const before = scenario === 'redis' ? redisEvals() : 0
+  const runs = []
+  for (let i = 0; i < RUNS; i++) runs.push(wrk(`http://127.0.0.1:${gwPort}/x`))
+  const calls = scenario === 'redis' ? redisEvals() - before : null
+  runs.sort((a, b) => a.rps - b.rps)
+  const med = runs[1]
+  const requests = runs.reduce((n, r) => n + r.total, 0)
+  results.push({ scenario, rps: Math.round(med.rps), p99ms: med.p99, non2xx: runs.reduce((n, r) => n + r.non2xx, 0), redisCalls: calls, requestsPerRedisCall: calls ? Math.round(requests / calls) : null })
+  gw.kill('SIGTERM')
+  await new Promise((r) => gw.once('exit', r))
+}
+const base = results[0].rps
+console.log(`\nsmall GET, 1 gateway worker on CPU 0, wrk -t1 -c${CONNECTIONS} -d${SECONDS}s on CPU 1, median of ${RUNS}`)
+console.log('scenario   req/s     vs plain  p99 ms  non-2xx  requests/Redis call')
+for (const r of results) {
+  console.log(`${r.scenario.padEnd(10)} ${String(r.rps).padStart(7)}   ${(r.rps / base).toFixed(3).padStart(6)}   ${r.p99ms.toFixed(2).padStart(6)}  ${String(r.non2xx).padStart(7)}  ${r.requestsPerRedisCall ?? '-'}`)
+}
+fs.writeFileSync(path.join(root, 'bench', 'rate-limit.last.json'), JSON.stringify({ date: new Date().toISOString(), cpus: os.cpus().length, results }, null, 2))
+cleanup()
+process.exit(0)
