@@ -55,6 +55,19 @@ export class Exchange {
   tried: Endpoint[] | null = null
   /** Set once when the exchange ends (hooks.done is idempotent through it). */
   ended = false
+  // ── timing and telemetry (performance.now() milliseconds) ──
+  readonly startedAt: number
+  /** When the last upstream attempt was dispatched / answered / ended; 0 = not (yet). */
+  upstreamStartedAt = 0
+  upstreamHeadersAt = 0
+  upstreamEndedAt = 0
+  endedAt = 0
+  /** Origin of the endpoint of the last attempt, for logs and metrics. */
+  upstreamOrigin: string | null = null
+  /** Upstream response status (0 when none came). */
+  upstreamStatus = 0
+  /** Telemetry slot: the tracing subscriber keeps its span state here. */
+  trace: unknown = null
   /** Error code or outcome that ended it, null for a proxied response. */
   outcome: string | null = null
 
@@ -77,6 +90,7 @@ export class Exchange {
     headers: HeaderList, host: string, clientIp: string, requestId: string, contentLength: number, hasBody: boolean) {
     this.runtime = runtime
     this.hooks = hooks
+    this.startedAt = performance.now()
     this.down = down
     this.method = method
     this.url = url

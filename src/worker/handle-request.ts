@@ -8,6 +8,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto'
+import * as channels from '../telemetry/channels.js'
 import { isIPv6 } from 'node:net'
 import type { ErrorCode } from '../errors.js'
 import { Downstream } from './downstream.js'
@@ -170,6 +171,7 @@ export function makeRequestHandler(state: WorkerState, listenerKey: string): Req
     if (hasBody) ex.body = new RequestBody(res, ex, api.maxRequestBodyBytes, api.chain.body !== null)
 
     if (!selectRoute(api, ex)) { sendLocal(ex, problem('GH_ERR_ROUTE_NOT_FOUND')); return }
+    if (channels.requestStart.hasSubscribers) channels.requestStart.publish(ex)
 
     const chain = api.chain.request
     if (chain === null) { forward(ex); return }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import * as channels from '../telemetry/channels.js'
 import { isGhMessage, type ToPrimary, type SnapshotMsg } from '../ipc/protocol.js'
 import type { ListenerSnap } from '../config/snapshot.js'
 import { createLogger } from '../telemetry/runtime-log.js'
@@ -39,6 +40,7 @@ const state: WorkerState = {
       if (ex.ended) return
       ex.ended = true
       ex.outcome = outcome
+      if (channels.requestEnd.hasSubscribers) { ex.endedAt = performance.now(); channels.requestEnd.publish(ex) }
       state.inFlight--
       if (state.draining && state.inFlight === 0) finishDrain(0)
     },

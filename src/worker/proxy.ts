@@ -13,6 +13,7 @@
  * @module
  */
 import { Readable } from 'node:stream'
+import * as channels from '../telemetry/channels.js'
 import type { Dispatcher } from 'undici'
 import type { Exchange } from './exchange.js'
 import type { DownstreamListener } from './downstream.js'
@@ -219,6 +220,8 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
     this.dispatched = true
     this.endpoint.active++
     ex.attempts++
+    ex.upstreamOrigin = this.endpoint.origin
+    if (channels.upstreamStart.hasSubscribers) { ex.upstreamStartedAt = performance.now(); channels.upstreamStart.publish(this.event(0, null)) }
     const path = this.endpoint.pathPrefix + ex.upstreamPath + (ex.query === '' ? '' : '?' + ex.query)
     this.endpoint.pool.dispatch({
       path,
@@ -239,6 +242,8 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
     const ex = this.ex
     this.resumeUpstream = resume
     this.gotHeaders = true
+    ex.upstreamStatus = statusCode
+    if (channels.upstreamHeaders.hasSubscribers) { ex.upstreamHeadersAt = performance.now(); channels.upstreamHeaders.publish(this.event(statusCode, null)) }
     const svc = ex.service!.snap
     if (statusCode >= 502 && statusCode <= 504) this.endpoint.recordFailure(svc, Date.now())
     else this.endpoint.recordSuccess()
@@ -277,12 +282,14 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
 
   onComplete(): void {
     this.settle()
+    if (channels.upstreamEnd.hasSubscribers) { this.ex.upstreamEndedAt = performance.now(); channels.upstreamEnd.publish(this.event(this.ex.upstreamStatus, null)) }
     this.ex.down.finish()
     this.ex.hooks.done(this.ex, null)
   }
 
   onError(err: Error & { code?: string }): void {
     this.settle()
+    if (channels.upstreamEnd.hasSubscribers) { this.ex.upstreamEndedAt = performance.now(); channels.upstreamEnd.publish(this.event(this.ex.upstreamStatus, err)) }
     const ex = this.ex
     const d = ex.down
     const svc = ex.service!
@@ -309,6 +316,11 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
       }
     }
     sendLocal(ex, problem(code))
+  }
+
+  /** Telemetry message for this attempt (only built when someone subscribes). */
+  private event(statusCode: number, error: (Error & { code?: string }) | null): channels.UpstreamEvent {
+    return { ex: this.ex, endpoint: this.endpoint, statusCode, error, code: error === null ? null : upstreamErrorCode(error) }
   }
 
   private settle(): void {
