@@ -64,3 +64,31 @@ function launch(port: number): ChildProcess {
 async function ready(port: number): Promise<void> {
   await waitFor('redis ready', async () => (await send(port, ['PING']).catch(() => '')).startsWith('+PONG'), 10_000, 50)
 }
+
+/**
+ * A real Redis Sentinel (redis-server --sentinel) monitoring `master` under `name`.
+ * The config file is written to a temp dir: Sentinel rewrites it while it runs.
+ */
+export async function startSentinel(master: RedisServer, name = 'main'): Promise<{ port: number; address: string; stop(): Promise<void> }> {
+  const fs = await import('node:fs')
+  const os = await import('node:os')
+  const path = await import('node:path')
+  const port = await freePort()
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-sentinel-'))
+  const conf = path.join(dir, 'sentinel.conf')
+  fs.writeFileSync(conf, `port ${port}\nbind 127.0.0.1\nsentinel monitor ${name} 127.0.0.1 ${master.port} 1\nsentinel down-after-milliseconds ${name} 1000\n`)
+  const proc = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' })
+  await waitFor('sentinel ready', async () => (await send(port, ['SENTINEL', 'get-master-addr-by-name', name]).catch(() => '')).includes(String(master.port)), 10_000, 100)
+  return {
+    port,
+    address: `127.0.0.1:${port}`,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r))
+        proc.kill('SIGKILL')
+        await exited
+      }
+      fs.rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
