@@ -19,15 +19,18 @@ describe('rate limiting with the embedded store (no Redis)', () => {
       'a.yaml': catchAllConfig(port, '/e', [up.origin], {
         api: `  policies:
     - policyRef: { name: rate-limit }
-      config: { rateLimits: [{ maximumRequests: 20, timePeriodInMilliseconds: 3600000 }] }
+      # maxWaitMs: this test is about exact sharing; on a loaded 2-core machine a 20 ms stall
+      # would hand the decision to the per-worker fallback, which is not what it checks.
+      config: { rateLimits: [{ maximumRequests: 20, timePeriodInMilliseconds: 3600000 }], maxWaitMs: 1000 }
       rules: [{ path: /shared }]
     - policyRef: { name: rate-limit }
       config:
         rateLimits: [{ maximumRequests: 2, timePeriodInMilliseconds: 3600000 }, { maximumRequests: 5, timePeriodInMilliseconds: 7200000 }]
         keySelector: { header: x-user, query: tenant }
+        maxWaitMs: 1000
       rules: [{ path: /multi }]
     - policyRef: { name: rate-limit }
-      config: { rateLimits: [{ maximumRequests: 1, timePeriodInMilliseconds: 3600000 }], exposeHeaders: false, keySelector: { header: x-user } }
+      config: { rateLimits: [{ maximumRequests: 1, timePeriodInMilliseconds: 3600000 }], exposeHeaders: false, keySelector: { header: x-user }, maxWaitMs: 1000 }
       rules: [{ path: /quiet }]
 `,
       }),
@@ -57,6 +60,7 @@ describe('rate limiting with the embedded store (no Redis)', () => {
     const st = (await gw.status()) as unknown as { workers: Array<{ pid: number; rateLimit: { admitted: number; limited: number } }> }
     assert.equal(st.workers.length, before.workers.length)
     for (const w of st.workers) assert.ok(w.rateLimit.admitted + w.rateLimit.limited > 0, `worker ${w.pid} served none of them`)
+    for (const w of st.workers) assert.equal((w.rateLimit as { fallbacks?: number }).fallbacks ?? 0, 0, 'every decision came from the embedded store')
   })
 
   test('responses carry RateLimit-* headers and a 429 carries Retry-After and problem+json', async () => {

@@ -59,9 +59,9 @@ describe('rate limits shared through Redis by two gateway instances', () => {
       config:
         rateLimits: [{ maximumRequests: 100, timePeriodInMilliseconds: 1000 }]
         keySelector: { header: x-client }
-        # A loaded 2-core test machine can stall a worker for more than the default 20 ms;
+        # A loaded 2-core test machine can stall a worker for more than the default 20 ms (or 250);
         # a fallback would then count in the per-host store. This test is about the shared store.
-        maxWaitMs: 250
+        maxWaitMs: 1000
       rules: [{ path: /x }]
     - policyRef: { name: rate-limit }
       config:
@@ -72,7 +72,7 @@ describe('rate limits shared through Redis by two gateway instances', () => {
       config:
         rateLimits: [{ maximumRequests: 3, timePeriodInMilliseconds: 3600000 }]
         keySelector: { header: x-client }
-        maxWaitMs: 250
+        maxWaitMs: 1000
       rules: [{ path: /many }]
 `,
           host: `  sharedStorage: { redis: { address: "${redis.address}" } }\n`,

@@ -21,7 +21,7 @@ describe('rate limiting through Redis found by Sentinel', () => {
       'a.yaml': catchAllConfig(port, '/s', [up.origin], {
         api: `  policies:
     - policyRef: { name: rate-limit }
-      config: { rateLimits: [{ maximumRequests: 4, timePeriodInMilliseconds: 3600000 }], keySelector: { header: x-client }, maxWaitMs: 250 }
+      config: { rateLimits: [{ maximumRequests: 4, timePeriodInMilliseconds: 3600000 }], keySelector: { header: x-client }, maxWaitMs: 1000 }
 `,
         host: `  sharedStorage: { redis: { sentinel: { name: main, addresses: ["${sentinel.address}"] } } }\n`,
       }),
