@@ -18,7 +18,7 @@ import type { Rule } from './kinds/common.js'
 import type { Endpoint, ServiceSpec } from './kinds/service.js'
 import { ruleSnap, serviceNameOf, splitGroups } from './routes.js'
 import type {
-  ApiSnap, EndpointSnap, HostSnap, ListenerSnap, PolicySnap, RedisSnap, RouteSnap, ServiceSnap, Snapshot,
+  ApiSnap, EndpointSnap, HostSnap, ListenerSnap, MetricsSnap, PolicySnap, RedisSnap, RouteSnap, ServiceSnap, Snapshot, TracingSnap,
 } from './snapshot.js'
 import type { Resources } from './validate.js'
 
@@ -167,6 +167,7 @@ function hostSnap(c: ConfigurationSpec, opts: CompileOptions): HostSnap {
     watch: c.watch ?? H.watch,
     logLevel: c.logging?.runtimeLogs?.logLevel ?? H.logLevel,
     accessLogs: c.logging?.accessLogs?.enabled ?? H.accessLogs,
+    accessLogQuery: c.logging?.accessLogs?.includeQuery ?? H.accessLogQuery,
     logDirectory: c.logging?.directory !== undefined ? path.resolve(opts.baseDir, c.logging.directory) : null,
     // Canonical "addr/prefix" so the worker parses one form only.
     trustedProxies: (c.trustedProxies ?? []).map((s) => normaliseCidr(s)!),
@@ -176,7 +177,34 @@ function hostSnap(c: ConfigurationSpec, opts: CompileOptions): HostSnap {
       maxHeaderCount: c.limits?.maxHeaderCount ?? H.limits.maxHeaderCount,
     },
     redis: redisSnap(c.sharedStorage?.redis),
+    metrics: metricsSnap(c.metrics),
+    tracing: tracingSnap(c.tracing),
   }
+}
+
+function tracingSnap(t: ConfigurationSpec['tracing']): TracingSnap {
+  const T = DEFAULTS.host.tracing
+  let endpoint = t?.endpoint ?? T.endpoint
+  // Like OTEL_EXPORTER_OTLP_ENDPOINT: a bare origin gets the traces path.
+  if (/^https?:\/\/[^/]+\/?$/.test(endpoint)) endpoint = endpoint.replace(/\/?$/, '/v1/traces')
+  return {
+    enabled: t?.enabled ?? t !== undefined,
+    endpoint,
+    sampling: t?.sampling ?? T.sampling,
+    serviceName: t?.serviceName ?? T.serviceName,
+    resourceAttributes: t?.resourceAttributes ?? {},
+    headers: t?.headers ?? {},
+  }
+}
+
+function metricsSnap(m: ConfigurationSpec['metrics']): MetricsSnap {
+  let address: MetricsSnap['address'] = null
+  if (m?.address !== undefined) {
+    const a = parseAdminAddress(m.address)
+    if ('error' in a) throw new Error('unchecked metrics address')
+    address = a
+  }
+  return { enabled: m?.enabled ?? DEFAULTS.host.metrics.enabled, address }
 }
 
 function hostPort(s: string): [string, number] {

@@ -29,6 +29,7 @@ export const DEFAULTS = {
     workers: 'auto',
     logLevel: 'info',
     accessLogs: true,
+    accessLogQuery: false,
     adminAddress: 'http://127.0.0.1:9901',
     drainTimeoutMs: 25_000,
     heartbeatIntervalMs: 1000,
@@ -38,5 +39,7 @@ export const DEFAULTS = {
     // request with more than 48 header fields (so our 431 must act below that), and closes a
     // header section over 4096 bytes that arrives in more than one read.
     limits: { maxUrlBytes: 4096, maxHeaderBytes: 8192, maxHeaderCount: 40 },
+    metrics: { enabled: true },
+    tracing: { endpoint: 'http://127.0.0.1:4318/v1/traces', sampling: 1, serviceName: 'gatehouse' },
   },
 } as const

@@ -138,6 +138,13 @@ export interface RedisSnap {
   commandTimeoutMs: number
 }
 
+export interface MetricsSnap {
+  /** Off: workers subscribe to nothing and /metrics answers 404. */
+  enabled: boolean
+  /** A dedicated listener for GET /metrics (no token), besides the admin one; null = none. */
+  address: { host: string; port: number } | null
+}
+
 export interface HostSnap {
   /** Resolved worker count (`auto` resolved by the primary at start, not here). */
   workers: number | 'auto'
@@ -149,12 +156,28 @@ export interface HostSnap {
   watch: boolean
   logLevel: 'debug' | 'info' | 'warn' | 'error'
   accessLogs: boolean
+  /** Access log lines include the query string (credential-like values redacted). */
+  accessLogQuery: boolean
   logDirectory: string | null
   /** CIDRs whose X-Forwarded-For we append to; others get theirs replaced. */
   trustedProxies: string[]
   limits: LimitsSnap
   /** Redis for shared rate-limit counters; null = the embedded (per-host) store only. */
   redis: RedisSnap | null
+  metrics: MetricsSnap
+  tracing: TracingSnap
+}
+
+export interface TracingSnap {
+  enabled: boolean
+  /** OTLP/HTTP traces URL, path included (…/v1/traces). */
+  endpoint: string
+  /** Ratio of new traces sampled, 0..1 (a caller's sampled flag wins: parent-based). */
+  sampling: number
+  serviceName: string
+  resourceAttributes: Record<string, string>
+  /** Sent with every export. */
+  headers: Record<string, string>
 }
 
 export interface Snapshot {

@@ -30,7 +30,16 @@ export interface GrantMsg {
   resetMs: number
   remaining: number
 }
-export type ToWorker = SnapshotMsg | DrainMsg | GrantMsg
+/** The primary collects a scrape: the worker answers with a MetricsMsg of the same id. */
+export interface CollectMsg {
+  type: 'gh:collect'
+  requestId: number
+}
+/** SIGUSR1 reached the primary: reopen the log files (logrotate moved them). */
+export interface ReopenLogsMsg {
+  type: 'gh:reopen-logs'
+}
+export type ToWorker = SnapshotMsg | DrainMsg | GrantMsg | CollectMsg | ReopenLogsMsg
 
 // ── worker → primary ─────────────────────────────────────────────────────────────
 /**
@@ -81,7 +90,13 @@ export interface ReleaseMsg {
   window: number
   count: number
 }
-export type ToPrimary = HelloMsg | AckMsg | HeartbeatMsg | DrainedMsg | LeaseMsg | ReleaseMsg
+/** A worker's prom-client registry as `getMetricsAsJSON()` gives it ([] when metrics are off). */
+export interface MetricsMsg {
+  type: 'gh:metrics'
+  requestId: number
+  metrics: unknown[]
+}
+export type ToPrimary = HelloMsg | AckMsg | HeartbeatMsg | DrainedMsg | LeaseMsg | ReleaseMsg | MetricsMsg
 
 export type GhMessage = ToWorker | ToPrimary
 

@@ -1,6 +1,6 @@
 /**
  * Admin HTTP API of the primary (node:http; never on the data path):
- * GET /live, /ready, /status, /config; POST /reload.
+ * GET /live, /ready, /status, /config, /metrics (Prometheus); POST /reload.
  *
  * It binds loopback by default; a non-loopback address is refused unless an access token
  * is configured, and with a token every endpoint but /live wants `Authorization: Bearer`.
@@ -11,12 +11,15 @@ import http from 'node:http'
 import { timingSafeEqual } from 'node:crypto'
 import { isIP } from 'node:net'
 import { ERRORS, problemBody, type ErrorCode } from '../errors.js'
+import { METRICS_CONTENT_TYPE } from '../telemetry/metrics-primary.js'
 
 export interface AdminHandlers {
   ready(): { ready: boolean; reason: string }
   status(): unknown
   config(): unknown
   reload(): Promise<{ ok: true; version: string; changed: boolean } | { ok: false; invalid: boolean; errors: string[] }>
+  /** Prometheus exposition text of all workers merged; null while metrics are disabled (404). */
+  metrics(): Promise<string | null>
 }
 
 export function isLoopback(host: string): boolean {
@@ -63,6 +66,12 @@ export async function startAdminServer(host: string, port: number, token: string
       }
       case 'GET /status': send(res, 200, h.status()); return
       case 'GET /config': send(res, 200, h.config()); return
+      case 'GET /metrics':
+        h.metrics().then((text) => {
+          if (text === null) sendProblem(res, 'GH_ERR_ADMIN_NOT_FOUND', 'metrics are disabled (Configuration.spec.metrics.enabled)')
+          else send(res, 200, text, METRICS_CONTENT_TYPE)
+        }, (err: Error) => sendProblem(res, 'GH_ERR_INTERNAL', `metrics collection failed: ${err.message}`))
+        return
       case 'POST /reload':
         req.resume()
         h.reload().then((r) => {

@@ -8,12 +8,15 @@
  *
  * @module
  */
+import cluster from 'node:cluster'
 import fs from 'node:fs'
 import type http from 'node:http'
 import { loadConfigDir, formatConfigError, redact } from '../config/load.js'
 import type { Snapshot } from '../config/snapshot.js'
-import { createLogger, type Logger } from '../telemetry/runtime-log.js'
+import type { ToWorker } from '../ipc/protocol.js'
+import { createLogger, reopenRuntimeLog, setRuntimeLogDirectory, setRuntimeLogSecrets, type Logger } from '../telemetry/runtime-log.js'
 import { startAdminServer } from './admin-server.js'
+import { PrimaryMetrics, startMetricsServer } from '../telemetry/metrics-primary.js'
 import { allowedCpus } from './cpu-affinity.js'
 import { createNotifier, type Notifier } from './sd-notify.js'
 import { Supervisor } from './supervisor.js'
@@ -30,6 +33,9 @@ type ReloadResult = { ok: true; version: string; changed: boolean } | { ok: fals
 export class Gateway {
   private supervisor!: Supervisor
   private admin: http.Server | null = null
+  private metrics: PrimaryMetrics | null = null
+  /** The dedicated metrics listener (Configuration.metrics.address), when set. */
+  private metricsServer: http.Server | null = null
   private secrets: string[] = []
   private reloading: Promise<ReloadResult> | null = null
   private watcher: fs.FSWatcher | null = null
@@ -57,6 +63,7 @@ export class Gateway {
     })
     process.on('SIGTERM', () => { void this.stop('SIGTERM') })
     process.on('SIGINT', () => { void this.stop('SIGINT') })
+    process.on('SIGUSR1', () => this.reopenLogs())
     const loaded = await loadConfigDir(this.opts.configDir)
     if (!loaded.ok) {
       for (const e of loaded.errors) this.log.error('GH_ERR_CONFIG_INVALID', formatConfigError(e))
@@ -65,6 +72,11 @@ export class Gateway {
     const snap = loaded.snapshot
     this.secrets = loaded.secrets
     this.log.setLevel(snap.host.logLevel)
+    setRuntimeLogSecrets(loaded.secrets)
+    setRuntimeLogDirectory(snap.host.logDirectory)
+    if (snap.host.accessLogs && snap.host.logDirectory === null) {
+      this.log.info('GH_ACCESS_LOG_OFF', 'no access log: logging.directory is not set')
+    }
     const busy = await busyListeners(snap.listeners)
     if (busy.length > 0) {
       for (const b of busy) this.log.error('GH_ERR_LISTENER_BUSY', b)
@@ -80,6 +92,10 @@ export class Gateway {
       log: this.log,
       onChange: () => this.onWorkersChanged(),
     })
+    this.metrics = new PrimaryMetrics({
+      configVersion: () => this.supervisor.currentSnapshot?.version ?? null,
+      workers: () => this.supervisor.status(),
+    })
     const adminPort = this.opts.adminPort ?? snap.host.admin.port
     try {
       this.admin = await startAdminServer(snap.host.admin.host, adminPort, snap.host.admin.token, {
@@ -87,12 +103,25 @@ export class Gateway {
         status: () => this.statusDoc(),
         config: () => this.configDoc(),
         reload: () => this.reload(),
+        metrics: () => this.scrapeMetrics(),
       })
     } catch (err) {
       const e = err as NodeJS.ErrnoException
       const why = e.code === 'EADDRINUSE' ? `${snap.host.admin.host}:${adminPort} is already in use` : e.message
       this.log.error('GH_ERR_ADMIN_START', `admin API not started: ${why}`)
       return false
+    }
+    const metricsAt = snap.host.metrics.address
+    if (snap.host.metrics.enabled && metricsAt !== null) {
+      try {
+        this.metricsServer = await startMetricsServer(metricsAt.host, metricsAt.port, () => this.scrapeMetrics())
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException
+        const why = e.code === 'EADDRINUSE' ? `${metricsAt.host}:${metricsAt.port} is already in use` : e.message
+        this.log.error('GH_ERR_ADMIN_START', `metrics listener not started: ${why}`)
+        this.admin.close()
+        return false
+      }
     }
     if (this.stopping) { this.admin.close(); return false }
     const ok = await this.supervisor.start(snap)
@@ -138,6 +167,8 @@ export class Gateway {
         }
         this.secrets = loaded.secrets
         this.log.setLevel(snap.host.logLevel)
+        setRuntimeLogSecrets(loaded.secrets)
+        setRuntimeLogDirectory(snap.host.logDirectory)
         if (snap.host.watch && this.watcher === null) this.startWatch()
         else if (!snap.host.watch && this.watcher !== null) { this.watcher.close(); this.watcher = null }
         this.log.info('GH_RELOADED', `now serving config ${snap.version}`)
@@ -149,6 +180,8 @@ export class Gateway {
     }
     const prev = this.reloading ?? Promise.resolve(null)
     const next = prev.then(run, run)
+    next.then((r) => this.metrics?.recordReload(r.ok ? (r.changed ? 'success' : 'unchanged') : r.invalid ? 'invalid' : 'failed'),
+      () => this.metrics?.recordReload('failed'))
     this.reloading = next
     return next
   }
@@ -166,9 +199,23 @@ export class Gateway {
     this.watcher = null
     await this.supervisor.stop(drainMs)
     this.admin?.close()
+    this.metricsServer?.close()
     this.notify.close()
     this.log.info('GH_STOPPED', 'all workers drained')
     process.exit(0)
+  }
+
+  /** SIGUSR1 (logrotate): reopen this process's log file and have every worker reopen its own. */
+  private reopenLogs(): void {
+    reopenRuntimeLog()
+    const msg: ToWorker = { type: 'gh:reopen-logs' }
+    for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && w.isConnected()) w.send(msg)
+  }
+
+  /** The merged exposition text; null while metrics are disabled (/metrics answers 404). */
+  private scrapeMetrics(): Promise<string | null> {
+    if (this.metrics === null || this.supervisor.currentSnapshot?.host.metrics.enabled !== true) return Promise.resolve(null)
+    return this.metrics.scrape()
   }
 
   private warnRestartOnly(next: Snapshot): void {
@@ -180,6 +227,9 @@ export class Gateway {
     if (a.workers !== b.workers) pending.push(`workers ${a.workers} → ${b.workers}`)
     if (a.admin.host !== b.admin.host || a.admin.port !== b.admin.port) pending.push('admin.address')
     if (a.admin.token !== b.admin.token) pending.push('admin.token')
+    const ma = a.metrics.address
+    const mb = b.metrics.address
+    if (ma?.host !== mb?.host || ma?.port !== mb?.port || (a.metrics.enabled !== b.metrics.enabled && mb !== null)) pending.push('metrics.address')
     if (pending.length > 0) {
       this.log.warn('GH_WRN_RESTART_REQUIRED', `${pending.join(', ')} take effect only on restart; the rest was reloaded`)
     }

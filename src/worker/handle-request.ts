@@ -95,12 +95,31 @@ function normalizeAddress(a: string): string {
 function reject(down: Downstream, code: ErrorCode, detail?: string): void {
   const r = problem(code, detail)
   down.closeConnection = true
-  setImmediate(() => down.respond(r.status, r.headers, r.body, r.contentType))
+  // Telemetry still sees these requests (metrics, access log): as an Exchange without an
+  // API, built only when someone listens, from what onRequest copied so far.
+  const ex = channels.requestEnd.hasSubscribers && eRuntime !== null
+    ? new Exchange(eRuntime, NO_HOOKS, down, eMethod, eUrl, eQuery, sHeaders, sHost, eIp(down), '-', 0, false)
+    : null
+  setImmediate(() => {
+    down.respond(r.status, r.headers, r.body, r.contentType)
+    if (ex !== null) { ex.outcome = code; ex.ended = true; ex.endedAt = performance.now(); channels.requestEnd.publish(ex) }
+  })
+}
+
+// What onRequest knows when it rejects (set before the first check; for telemetry only).
+let eRuntime: Runtime | null = null
+let eMethod = ''
+let eUrl = ''
+let eQuery = ''
+const NO_HOOKS: ExchangeHooks = { done() {} }
+function eIp(down: Downstream): string {
+  try { return normalizeAddress(remoteAddress(down.res)) } catch { return '' }
 }
 
 export function makeRequestHandler(state: WorkerState, listenerKey: string): RequestHandler {
   return function onRequest(res: UwsHttpResponse, req: UwsHttpRequest): void {
     const down = new Downstream(res)
+    eRuntime = null
     const rt = state.runtime
     const lr = rt === null ? undefined : rt.listeners.get(listenerKey)
     if (rt === null || lr === undefined) { reject(down, 'GH_ERR_DRAINING'); return }
@@ -111,6 +130,7 @@ export function makeRequestHandler(state: WorkerState, listenerKey: string): Req
     sHeaders = []; sBytes = 0; sCount = 0; sClCount = 0; sCl = ''; sTe = null; sTeCount = 0; sHost = ''; sHostCount = 0
     sConnection = null; sXff = null; sXfProto = null; sRequestId = null
     req.forEach(collectHeader)
+    eRuntime = rt; eMethod = method; eUrl = url; eQuery = query
     // Locals re-typed: TS cannot see that forEach's callback assigned the scratch state.
     const headers = sHeaders
     const te = sTe as string | null

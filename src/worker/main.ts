@@ -9,7 +9,10 @@
 import * as channels from '../telemetry/channels.js'
 import { isGhMessage, type ToPrimary, type SnapshotMsg } from '../ipc/protocol.js'
 import type { ListenerSnap } from '../config/snapshot.js'
-import { createLogger } from '../telemetry/runtime-log.js'
+import { createLogger, reopenRuntimeLog, setRuntimeLogDirectory } from '../telemetry/runtime-log.js'
+import { configureAccessLog, reopenAccessLog } from '../telemetry/access-log.js'
+import { configureTracing, flushTracing } from '../telemetry/tracing.js'
+import { configureWorkerMetrics, dumpWorkerMetrics, type WorkerMetricSources } from '../telemetry/metrics-worker.js'
 import { drainSignal } from './downstream.js'
 import { makeRequestHandler, type WorkerState } from './handle-request.js'
 import { buildRuntime, listenerKey } from './runtime.js'
@@ -47,6 +50,14 @@ const state: WorkerState = {
   },
 }
 
+/** What the metrics read at collect time (never on the request path). */
+const metricSources: WorkerMetricSources = {
+  slot: process.env.GATEHOUSE_WORKER_SLOT ?? '0',
+  inFlight: () => state.inFlight,
+  rateLimit: () => leases.snapshotCounters(),
+  degraded: () => leases.degraded,
+}
+
 function send(m: ToPrimary): void {
   if (process.connected) process.send!(m)
 }
@@ -72,7 +83,7 @@ async function applySnapshot(msg: SnapshotMsg): Promise<void> {
   }
   let built: ReturnType<typeof buildRuntime> | null = null
   try {
-    leases.configure(snap.host.redis)
+    await leases.configure(snap.host.redis)
     built = buildRuntime(snap, upstreams, services)
     const rt = built.runtime
     // Open new listeners first, so a bind failure rejects the snapshot before anything changes.
@@ -101,6 +112,10 @@ async function applySnapshot(msg: SnapshotMsg): Promise<void> {
       if (!wanted.has(key)) { closeListenSocket(l.token); listeners.delete(key) }
     }
     log.setLevel(snap.host.logLevel)
+    configureWorkerMetrics(snap.host.metrics.enabled, metricSources)
+    setRuntimeLogDirectory(snap.host.logDirectory)
+    configureAccessLog(snap, log)
+    configureTracing(snap.host.tracing, { log })
     startHeartbeat(snap.host.heartbeatIntervalMs)
     send({ type: 'gh:ack', requestId: msg.requestId, version: snap.version, ok: true })
   } catch (err) {
@@ -138,10 +153,13 @@ function finishDrain(abandoned: number): void {
   if (heartbeat !== null) clearInterval(heartbeat)
   send({ type: 'gh:drained', abandoned })
   if (abandoned > 0) log.warn('GH_WRN_DRAIN_TIMEOUT', `${abandoned} requests still in flight at the drain deadline`)
-  // Give the IPC message a moment to leave, then go; open keep-alive sockets die with us.
-  setTimeout(() => process.exit(0), 50).unref()
   upstreams.closeAll().catch(() => {})
   leases.close()
+  // Give the IPC message and the last spans a moment to leave (at most 1 s for spans),
+  // then go; open keep-alive sockets die with us.
+  const exit = (): never => process.exit(0)
+  setTimeout(exit, 1000).unref()
+  void Promise.all([flushTracing(), new Promise((r) => setTimeout(r, 50))]).then(exit, exit)
 }
 
 process.on('message', (m: unknown) => {
@@ -149,13 +167,22 @@ process.on('message', (m: unknown) => {
   switch (m.type) {
     case 'gh:snapshot': enqueueSnapshot(m); break
     case 'gh:drain': drain(m.timeoutMs); break
+    case 'gh:reopen-logs': reopenLogs(); break
     case 'gh:grant': embeddedLeases.onGrant(m); break
+    case 'gh:collect':
+      dumpWorkerMetrics().then((metrics) => send({ type: 'gh:metrics', requestId: m.requestId, metrics }),
+        (err: Error) => { log.error('GH_ERR_INTERNAL', `metrics dump failed: ${err.message}`); send({ type: 'gh:metrics', requestId: m.requestId, metrics: [] }) })
+      break
   }
 })
 
 // SIGTERM/SIGINT go to the whole process group from a terminal or systemd; the primary
 // decides when a worker stops, so a worker only drains on its own when orphaned.
 process.on('SIGTERM', () => {})
+// logrotate: the primary forwards its SIGUSR1 as 'gh:reopen-logs'; `systemctl kill -s USR1`
+// reaches every process of the unit, so a worker also handles the signal itself (a second
+// reopen is harmless). The handler also keeps Node from starting its inspector on SIGUSR1.
+process.on('SIGUSR1', reopenLogs)
 process.on('SIGINT', () => {})
 process.on('disconnect', () => drain(5000))
 send({ type: 'gh:hello', pid: process.pid })
@@ -164,3 +191,8 @@ process.on('uncaughtException', (err) => {
   log.error('GH_ERR_INTERNAL', `uncaught exception: ${err.stack ?? err.message}`)
   process.exit(70)
 })
+
+function reopenLogs(): void {
+  reopenRuntimeLog()
+  reopenAccessLog()
+}

@@ -155,10 +155,16 @@ describe('compiling a valid config', () => {
       watch: false,
       logLevel: 'info',
       accessLogs: true,
+      accessLogQuery: false,
       logDirectory: null,
       trustedProxies: [],
       limits: { maxUrlBytes: 4096, maxHeaderBytes: 8192, maxHeaderCount: 40 },
       redis: null,
+      metrics: { enabled: true, address: null },
+      tracing: {
+        enabled: false, endpoint: 'http://127.0.0.1:4318/v1/traces', sampling: 1, serviceName: 'gatehouse',
+        resourceAttributes: {}, headers: {},
+      },
     })
   })
 
@@ -168,7 +174,7 @@ describe('compiling a valid config', () => {
         'apiVersion: gatehouse/v1', 'kind: Configuration', 'metadata: { name: host }', 'spec:',
         '  workers: 4',
         '  sharedStorage: { redis: { address: "127.0.0.1:6379", db: 2 } }',
-        '  logging: { runtimeLogs: { logLevel: debug }, accessLogs: { enabled: false }, directory: logs }',
+        '  logging: { runtimeLogs: { logLevel: debug }, accessLogs: { enabled: false, includeQuery: true }, directory: logs }',
         '  metrics: { enabled: true }',
         '  tracing: { enabled: true, endpoint: "http://127.0.0.1:4318", sampling: 0.01 }',
         '  admin: { address: "http://[::1]:9999", token: t0ken }',
@@ -188,12 +194,18 @@ describe('compiling a valid config', () => {
       watch: true,
       logLevel: 'debug',
       accessLogs: false,
+      accessLogQuery: true,
       logDirectory: path.join(dir, 'logs'),
       trustedProxies: ['10.0.0.0/8', '192.168.1.1/32', '::1/128'],
       limits: { maxUrlBytes: 2048, maxHeaderBytes: 8192, maxHeaderCount: 40 },
       redis: {
         hosts: [['127.0.0.1', 6379]], sentinelName: null, sentinelPassword: null,
         username: null, password: null, db: 2, tls: false, commandTimeoutMs: 250,
+      },
+      metrics: { enabled: true, address: null },
+      tracing: {
+        enabled: true, endpoint: 'http://127.0.0.1:4318/v1/traces', sampling: 0.01, serviceName: 'gatehouse',
+        resourceAttributes: {}, headers: {},
       },
     })
   })

@@ -1,9 +1,12 @@
 /** The Configuration kind: process-wide settings; at most one per directory. @module */
 import { Type, type Static } from '@sinclair/typebox'
 import { DEFAULTS } from '../defaults.js'
-import { Closed, Millis, NonEmpty, OneOf, resource, Url } from './common.js'
+import { Closed, HeaderName, Millis, NonEmpty, OneOf, resource } from './common.js'
 
 const H = DEFAULTS.host
+
+/** http://host:port (port 1-65535), nothing after the port but an optional "/". */
+const METRICS_ADDRESS = '^http://(\\[[0-9a-fA-F:.]+\\]|[^\\[\\]/:@\\s]+):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])/?$'
 
 const HostPort = Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[^:\\s]+):[0-9]{1,5}$', errorMessage: 'must be host:port' })
 
@@ -35,16 +38,33 @@ export const ConfigurationSpec = Closed({
     runtimeLogs: Type.Optional(Closed({
       logLevel: Type.Optional(OneOf(['debug', 'info', 'warn', 'error'], { default: H.logLevel })),
     })),
-    accessLogs: Type.Optional(Closed({ enabled: Type.Optional(Type.Boolean({ default: H.accessLogs })) })),
+    accessLogs: Type.Optional(Closed({
+      enabled: Type.Optional(Type.Boolean({ default: H.accessLogs })),
+      /** Log the query string too (credential-like parameter values are redacted). */
+      includeQuery: Type.Optional(Type.Boolean({ default: H.accessLogQuery })),
+    })),
     directory: Type.Optional(NonEmpty),
   })),
-  metrics: Type.Optional(Closed({ enabled: Type.Optional(Type.Boolean()), address: Type.Optional(Url) })),
-  /** Accepted; not used yet. */
+  /**
+   * Prometheus metrics (src/telemetry/metrics*.ts): GET /metrics on the admin listener, and
+   * also on `address` (http://host:port, no token, restart to change) when set.
+   */
+  metrics: Type.Optional(Closed({
+    enabled: Type.Optional(Type.Boolean({ default: H.metrics.enabled })),
+    address: Type.Optional(Type.String({ pattern: METRICS_ADDRESS, errorMessage: 'must be an http://host:port URL' })),
+  })),
+  /** OpenTelemetry traces (src/telemetry/tracing.ts); on when the block is present unless `enabled: false`. */
   tracing: Type.Optional(Closed({
     enabled: Type.Optional(Type.Boolean()),
-    endpoint: Type.Optional(Url),
-    sampling: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
-    serviceName: Type.Optional(NonEmpty),
+    /** OTLP/HTTP (JSON) traces URL; a URL without a path gets `/v1/traces`. */
+    endpoint: Type.Optional(Type.String({ pattern: '^https?://', default: H.tracing.endpoint, errorMessage: 'must be an http:// or https:// URL' })),
+    /** Ratio of new traces sampled (parent-based: a caller's sampled flag wins). */
+    sampling: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: H.tracing.sampling })),
+    serviceName: Type.Optional(Type.String({ minLength: 1, default: H.tracing.serviceName })),
+    /** Extra OTel resource attributes, e.g. deployment.environment.name. */
+    resourceAttributes: Type.Optional(Type.Record(NonEmpty, Type.String(), { additionalProperties: false })),
+    /** Headers sent with every export (collector auth). */
+    headers: Type.Optional(Type.Record(HeaderName, Type.String(), { additionalProperties: false })),
   })),
   admin: Type.Optional(Closed({
     address: Type.Optional(Type.String({ minLength: 1, default: H.adminAddress })),

@@ -31,15 +31,22 @@ export class WorkerLeaseClient implements LeaseClient {
 
   get degraded(): boolean { return this.redis !== null && this.redis.unavailable }
 
-  configure(redis: RedisSnap | null): void {
+  /**
+   * Applies the Redis settings of a snapshot. Resolves once a new connection is ready, or
+   * after `waitMs` (Redis down at start must not keep the worker from serving): the worker
+   * acks the snapshot after this, so the first requests find the store connected instead
+   * of falling back.
+   */
+  configure(redis: RedisSnap | null, waitMs = 1000): Promise<void> {
     const key = redis === null ? '' : JSON.stringify(redis)
-    if (key === this.redisKey) return
+    if (key === this.redisKey) return Promise.resolve()
     this.redis?.close()
     this.redisKey = key
     this.redis = redis === null ? null : new RedisLeaseStore(redis, (up, why) => {
       if (up) this.log.info('GH_RATE_LIMIT_STORE_UP', `shared storage (Redis) ${why}; exact shared limits again`)
       else this.log.error('GH_ERR_RATE_LIMIT_STORE', `shared storage (Redis) unavailable (${why}); rate limits follow onStoreFailure`)
     })
+    return this.redis === null ? Promise.resolve() : this.redis.ready(waitMs)
   }
 
   /** For heartbeats: calls and errors of the shared store plus the policy counters. */

@@ -102,6 +102,17 @@ export class RedisLeaseStore implements LeaseStore {
 
   private lastError = 'unreachable'
 
+  /** Resolves when the connection is ready, or after `waitMs`, whichever comes first. */
+  ready(waitMs: number): Promise<void> {
+    if (this.redis.status === 'ready') return Promise.resolve()
+    return new Promise((resolve) => {
+      const t = setTimeout(done, waitMs)
+      const r = this.redis
+      function done(): void { clearTimeout(t); r.off('ready', done); resolve() }
+      r.once('ready', done)
+    })
+  }
+
   /** True while the breaker is open: callers go to their fallback without trying. */
   get unavailable(): boolean { return this.breaker.open }
 

@@ -1,0 +1,145 @@
+#!/usr/bin/env node
+// Cost of metrics on the request path: small GETs through one gateway worker (pinned to
+// CPU 0) with metrics off (no subscribers) and on (every request counted, histograms
+// observed; /metrics scraped every second, 15x Prometheus' default rate). Access logs and
+// tracing are off in both. wrk and the upstream (nginx) run on CPU 1. Scenarios alternate
+// (off, on, off, on …) so drift on a shared machine hits both; prints medians and on/off.
+//
+// Needs: npm run build; wrk and nginx on PATH (apt-get install -y wrk nginx-light util-linux).
+// Loopback only, bounded in time.
+// Usage: node bench/telemetry.mjs [--seconds 5] [--connections 50] [--rounds 3]
+import { spawn, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const args = process.argv.slice(2)
+const opt = (name, def) => { const i = args.indexOf(`--${name}`); return i === -1 ? def : Number(args[i + 1]) }
+const SECONDS = opt('seconds', 5)
+const CONNECTIONS = opt('connections', 50)
+const ROUNDS = opt('rounds', 3)
+
+for (const bin of ['wrk', 'nginx', 'taskset']) {
+  if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) {
+    console.error(`bench: ${bin} not found (apt-get install -y wrk nginx-light util-linux)`)
+    process.exit(2)
+  }
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-'))
+const children = []
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+function freePort() {
+  return new Promise((resolve) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)) }) })
+}
+function start(cmd, argv) {
+  const c = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] })
+  children.push(c)
+  return c
+}
+async function waitHttp(url, ms = 15000) {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    try { const r = await fetch(url); if (r.status < 500) return } catch {}
+    await sleep(100)
+  }
+  throw new Error(`timeout waiting for ${url}`)
+}
+function cleanup() { for (const c of children) { try { c.kill('SIGKILL') } catch {} } }
+process.on('exit', cleanup)
+
+const upstreamPort = await freePort()
+fs.writeFileSync(path.join(tmp, 'nginx.conf'), `worker_processes 1;
+daemon off;
+pid ${tmp}/nginx.pid;
+error_log ${tmp}/nginx-error.log;
+events { worker_connections 4096; }
+http { access_log off; server { listen 127.0.0.1:${upstreamPort}; keepalive_requests 1000000;
+  location / { return 200 "${'x'.repeat(100)}"; } } }
+`)
+start('taskset', ['-c', '1', 'nginx', '-c', path.join(tmp, 'nginx.conf')])
+await sleep(300)
+
+const gwPort = await freePort()
+const adminPort = await freePort()
+function config(scenario) {
+  const dir = path.join(tmp, scenario)
+  fs.mkdirSync(dir, { recursive: true })
+  fs.writeFileSync(path.join(dir, 'a.yaml'), `apiVersion: gatehouse/v1
+kind: ApiInstance
+metadata: { name: bench }
+spec:
+  address: http://127.0.0.1:${gwPort}/
+  services:
+    all:
+      address: http://127.0.0.1:${upstreamPort}
+      routes: [{ rules: [{ path: (/.*) }] }]
+---
+apiVersion: gatehouse/v1
+kind: Configuration
+metadata: { name: host }
+spec:
+  workers: 1
+  admin: { address: http://127.0.0.1:${adminPort} }
+  logging: { runtimeLogs: { logLevel: warn }, accessLogs: { enabled: false } }
+  metrics: { enabled: ${scenario === 'metrics'} }
+`)
+  return dir
+}
+
+/** wrk in a child process, so that the scraper keeps running on this event loop meanwhile. */
+function wrk(url) {
+  return new Promise((resolve, reject) => {
+    const c = spawn('taskset', ['-c', '1', 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', url], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    c.stdout.on('data', (d) => { out += d })
+    c.on('exit', (code) => {
+      if (code !== 0) { reject(new Error(`wrk exited ${code}`)); return }
+      const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1])
+      const p99raw = /99%\s+([\d.]+)(us|ms|s)/.exec(out)
+      const p99 = Number(p99raw[1]) * (p99raw[2] === 'us' ? 0.001 : p99raw[2] === 's' ? 1000 : 1)
+      const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)
+      resolve({ rps, p99, non2xx })
+    })
+  })
+}
+
+const runs = { off: [], metrics: [] }
+for (let round = 0; round < ROUNDS; round++) {
+  for (const scenario of ['off', 'metrics']) {
+    const gw = start(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'start', '--config', config(scenario)])
+    await waitHttp(`http://127.0.0.1:${adminPort}/ready`)
+    await wrk(`http://127.0.0.1:${gwPort}/warmup`) // warm-up (JIT, pools)
+    let scraping = scenario === 'metrics'
+    const scraper = (async () => {
+      while (scraping) {
+        const r = await fetch(`http://127.0.0.1:${adminPort}/metrics`)
+        await r.text()
+        if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`)
+        await sleep(1000)
+      }
+    })()
+    const result = await wrk(`http://127.0.0.1:${gwPort}/x`)
+    scraping = false
+    await scraper
+    runs[scenario].push(result)
+    gw.kill('SIGTERM')
+    await new Promise((res) => gw.once('exit', res))
+  }
+}
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
+const results = Object.entries(runs).map(([scenario, rs]) => ({
+  scenario, rps: Math.round(median(rs.map((r) => r.rps))), p99ms: median(rs.map((r) => r.p99)), non2xx: rs.reduce((n, r) => n + r.non2xx, 0), all: rs.map((r) => Math.round(r.rps)),
+}))
+const base = results[0].rps
+console.log(`\nsmall GET, 1 gateway worker on CPU 0, wrk -t1 -c${CONNECTIONS} -d${SECONDS}s on CPU 1, median of ${ROUNDS} alternating rounds`)
+console.log('scenario   req/s     vs off   p99 ms  non-2xx  runs')
+for (const r of results) {
+  console.log(`${r.scenario.padEnd(10)} ${String(r.rps).padStart(7)}   ${(r.rps / base).toFixed(3).padStart(6)}   ${r.p99ms.toFixed(2).padStart(6)}  ${String(r.non2xx).padStart(7)}  ${r.all.join(' ')}`)
+}
+fs.writeFileSync(path.join(root, 'bench', 'telemetry.last.json'), JSON.stringify({ date: new Date().toISOString(), cpus: os.cpus().length, results }, null, 2))
+cleanup()
+process.exit(0)
