@@ -1,15 +1,21 @@
 #!/usr/bin/env node
-// Cost of metrics on the request path: small GETs through one gateway worker (pinned to
-// CPU 0) with metrics off (no subscribers) and on (every request counted, histograms
-// observed; /metrics scraped every second, 15x Prometheus' default rate). Access logs and
-// tracing are off in both. wrk and the upstream (nginx) run on CPU 1. Scenarios alternate
-// (off, on, off, on …) so drift on a shared machine hits both; prints medians and on/off.
+// Cost of telemetry on the request path: small GETs through one gateway worker (pinned to
+// CPU 0) with
+//   off      no metrics, no access log, no tracing (no subscribers at all);
+//   metrics  every request counted, histograms observed, /metrics scraped every second
+//            (15x Prometheus' default rate);
+//   all      metrics + one access-log line per request to a file + tracing at 1 %
+//            sampling exported to an OTLP/HTTP sink in this process (traceparent on every
+//            upstream request).
+// wrk and the upstream (nginx) run on CPU 1. Scenarios alternate (off, metrics, all, off …)
+// so drift on a shared machine hits all of them; prints medians and the ratio to off.
 //
 // Needs: npm run build; wrk and nginx on PATH (apt-get install -y wrk nginx-light util-linux).
 // Loopback only, bounded in time.
 // Usage: node bench/telemetry.mjs [--seconds 5] [--connections 50] [--rounds 3]
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import http from 'node:http'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -63,6 +69,12 @@ http { access_log off; server { listen 127.0.0.1:${upstreamPort}; keepalive_requ
 start('taskset', ['-c', '1', 'nginx', '-c', path.join(tmp, 'nginx.conf')])
 await sleep(300)
 
+// An OTLP/HTTP sink: accepts trace exports and counts spans' requests (discarded).
+let exports = 0
+const sink = http.createServer((req, res) => { req.resume(); req.on('end', () => { exports++; res.writeHead(200, { 'content-type': 'application/json' }); res.end('{}') }) })
+const sinkPort = await new Promise((r) => sink.listen(0, '127.0.0.1', () => r(sink.address().port)))
+sink.unref()
+
 const gwPort = await freePort()
 const adminPort = await freePort()
 function config(scenario) {
@@ -84,9 +96,9 @@ metadata: { name: host }
 spec:
   workers: 1
   admin: { address: http://127.0.0.1:${adminPort} }
-  logging: { runtimeLogs: { logLevel: warn }, accessLogs: { enabled: false } }
-  metrics: { enabled: ${scenario === 'metrics'} }
-`)
+  logging: { runtimeLogs: { logLevel: warn }, accessLogs: { enabled: ${scenario === 'all'} }${scenario === 'all' ? `, directory: ${path.join(dir, 'logs')}` : ''} }
+  metrics: { enabled: ${scenario !== 'off'} }
+${scenario === 'all' ? `  tracing: { endpoint: "http://127.0.0.1:${sinkPort}", sampling: 0.01 }\n` : ''}`)
   return dir
 }
 
@@ -107,13 +119,13 @@ function wrk(url) {
   })
 }
 
-const runs = { off: [], metrics: [] }
+const runs = { off: [], metrics: [], all: [] }
 for (let round = 0; round < ROUNDS; round++) {
-  for (const scenario of ['off', 'metrics']) {
+  for (const scenario of ['off', 'metrics', 'all']) {
     const gw = start(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'start', '--config', config(scenario)])
     await waitHttp(`http://127.0.0.1:${adminPort}/ready`)
     await wrk(`http://127.0.0.1:${gwPort}/warmup`) // warm-up (JIT, pools)
-    let scraping = scenario === 'metrics'
+    let scraping = scenario !== 'off'
     const scraper = (async () => {
       while (scraping) {
         const r = await fetch(`http://127.0.0.1:${adminPort}/metrics`)
@@ -140,6 +152,10 @@ console.log('scenario   req/s     vs off   p99 ms  non-2xx  runs')
 for (const r of results) {
   console.log(`${r.scenario.padEnd(10)} ${String(r.rps).padStart(7)}   ${(r.rps / base).toFixed(3).padStart(6)}   ${r.p99ms.toFixed(2).padStart(6)}  ${String(r.non2xx).padStart(7)}  ${r.all.join(' ')}`)
 }
+// Proof the 'all' scenario did its work: spans reached the sink and access lines were written.
+const accessLog = path.join(tmp, 'all', 'logs', 'access.log')
+const lines = fs.existsSync(accessLog) ? fs.readFileSync(accessLog, 'utf8').split('\n').length - 1 : 0
+console.log(`'all': ${exports} OTLP exports received, ${lines} access-log lines written`)
 fs.writeFileSync(path.join(root, 'bench', 'telemetry.last.json'), JSON.stringify({ date: new Date().toISOString(), cpus: os.cpus().length, results }, null, 2))
 cleanup()
 process.exit(0)

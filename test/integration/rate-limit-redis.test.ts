@@ -104,14 +104,21 @@ describe('rate limits shared through Redis by two gateway instances', () => {
     await sleep(200)
     const windows = [...perWindow(arrivals, 1000)].sort((a, b) => a[0] - b[0])
     const full = windows.slice(1, -1) // the first and last windows were only partly offered
-    t.diagnostic(`admitted per window: ${windows.map(([, n]) => n).join(' ')}`)
+    // A request admitted in the last moment of a window reaches the upstream a little after
+    // the boundary. Arrivals within EDGE_MS after a boundary may belong to either window:
+    // they are counted where they arrived, and a window's bounds allow for them.
+    const EDGE_MS = 2
+    const edge = perWindow(arrivals.filter((a) => a % 1000 < EDGE_MS), 1000)
+    t.diagnostic(`admitted per window: ${windows.map(([, n]) => n).join(' ')}; arrivals within ${EDGE_MS} ms after a boundary: ${[...edge.values()].reduce((a, b) => a + b, 0)}`)
     const fb = await fallbacks()
     t.diagnostic(`fallbacks per gateway: ${JSON.stringify(fb)}`)
     assert.deepEqual(fb, [0, 0], 'every decision came from the shared store')
     assert.ok(full.length >= 8, `expected at least 8 full windows, got ${full.length}`)
     for (const [w, n] of full) {
-      assert.ok(n <= 100, `window ${w} admitted ${n} > 100`)
-      assert.ok(n >= 99, `window ${w} admitted only ${n} < 99`)
+      const early = edge.get(w) ?? 0
+      const lateNext = edge.get(w + 1) ?? 0
+      assert.ok(n - early <= 100, `window ${w} admitted ${n} > 100 (${early} arrived within ${EDGE_MS} ms of its start)`)
+      assert.ok(n + lateNext >= 99, `window ${w} admitted only ${n} < 99`)
     }
     assert.equal(res.filter((r) => r.status === 0).length, 0, 'no request failed')
     assert.equal(res.filter((r) => r.status === 200).length, arrivals.length, 'every 200 was proxied once')
