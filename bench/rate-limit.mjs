@@ -47,7 +47,8 @@ async function waitHttp(url, ms = 15000) {
   }
   throw new Error(`timeout waiting for ${url}`)
 }
-function cleanup() { for (const c of children) { try { c.kill('SIGKILL') } catch {} } }
+// SIGTERM, not SIGKILL: a killed nginx master leaves its workers running (and holding the port).
+function cleanup() { for (const c of children) { try { c.kill('SIGTERM') } catch {} } }
 process.on('exit', cleanup)
 
 const upstreamPort = await freePort()

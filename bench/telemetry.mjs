@@ -12,7 +12,8 @@
 //
 // Needs: npm run build; wrk and nginx on PATH (apt-get install -y wrk nginx-light util-linux).
 // Loopback only, bounded in time.
-// Usage: node bench/telemetry.mjs [--seconds 5] [--connections 50] [--rounds 3]
+// Usage: node bench/telemetry.mjs [--seconds 5] [--connections 50] [--rounds 3] [--each]
+//   --each adds 'log' (access log only) and 'trace' (tracing at 1 % only)
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import http from 'node:http'
@@ -54,7 +55,8 @@ async function waitHttp(url, ms = 15000) {
   }
   throw new Error(`timeout waiting for ${url}`)
 }
-function cleanup() { for (const c of children) { try { c.kill('SIGKILL') } catch {} } }
+// SIGTERM, not SIGKILL: a killed nginx master leaves its workers running (and holding the port).
+function cleanup() { for (const c of children) { try { c.kill('SIGTERM') } catch {} } }
 process.on('exit', cleanup)
 
 const upstreamPort = await freePort()
@@ -77,6 +79,10 @@ sink.unref()
 
 const gwPort = await freePort()
 const adminPort = await freePort()
+// Which scenario turns on what ('log' and 'trace' alone with --each).
+const METRICS = new Set(['metrics', 'all'])
+const LOG = new Set(['log', 'all'])
+const TRACE = new Set(['trace', 'all'])
 function config(scenario) {
   const dir = path.join(tmp, scenario)
   fs.mkdirSync(dir, { recursive: true })
@@ -96,9 +102,9 @@ metadata: { name: host }
 spec:
   workers: 1
   admin: { address: http://127.0.0.1:${adminPort} }
-  logging: { runtimeLogs: { logLevel: warn }, accessLogs: { enabled: ${scenario === 'all'} }${scenario === 'all' ? `, directory: ${path.join(dir, 'logs')}` : ''} }
-  metrics: { enabled: ${scenario !== 'off'} }
-${scenario === 'all' ? `  tracing: { endpoint: "http://127.0.0.1:${sinkPort}", sampling: 0.01 }\n` : ''}`)
+  logging: { runtimeLogs: { logLevel: warn }, accessLogs: { enabled: ${LOG.has(scenario)} }${LOG.has(scenario) ? `, directory: ${path.join(dir, 'logs')}` : ''} }
+  metrics: { enabled: ${METRICS.has(scenario)} }
+${TRACE.has(scenario) ? `  tracing: { endpoint: "http://127.0.0.1:${sinkPort}", sampling: 0.01 }\n` : ''}`)
   return dir
 }
 
@@ -119,13 +125,14 @@ function wrk(url) {
   })
 }
 
-const runs = { off: [], metrics: [], all: [] }
+const SCENARIOS = (args.includes('--each') ? ['off', 'metrics', 'log', 'trace', 'all'] : ['off', 'metrics', 'all'])
+const runs = Object.fromEntries(SCENARIOS.map((s) => [s, []]))
 for (let round = 0; round < ROUNDS; round++) {
-  for (const scenario of ['off', 'metrics', 'all']) {
+  for (const scenario of SCENARIOS) {
     const gw = start(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'start', '--config', config(scenario)])
     await waitHttp(`http://127.0.0.1:${adminPort}/ready`)
     await wrk(`http://127.0.0.1:${gwPort}/warmup`) // warm-up (JIT, pools)
-    let scraping = scenario !== 'off'
+    let scraping = METRICS.has(scenario)
     const scraper = (async () => {
       while (scraping) {
         const r = await fetch(`http://127.0.0.1:${adminPort}/metrics`)
