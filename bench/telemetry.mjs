@@ -14,61 +14,21 @@
 // Loopback only, bounded in time.
 // Usage: node bench/telemetry.mjs [--seconds 5] [--connections 50] [--rounds 3] [--each]
 //   --each adds 'log' (access log only) and 'trace' (tracing at 1 % only)
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import http from 'node:http'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { cleanup, freePort, opt, requireTools, root, start, startNginxUpstream, tmp, waitHttp, sleep } from './lib.mjs'
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const args = process.argv.slice(2)
-const opt = (name, def) => { const i = args.indexOf(`--${name}`); return i === -1 ? def : Number(args[i + 1]) }
 const SECONDS = opt('seconds', 5)
 const CONNECTIONS = opt('connections', 50)
 const ROUNDS = opt('rounds', 3)
 
-for (const bin of ['wrk', 'nginx', 'taskset']) {
-  if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) {
-    console.error(`bench: ${bin} not found (apt-get install -y wrk nginx-light util-linux)`)
-    process.exit(2)
-  }
-}
+requireTools(['wrk', 'nginx', 'taskset'], 'apt-get install -y wrk nginx-light util-linux')
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-'))
-const children = []
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-function freePort() {
-  return new Promise((resolve) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)) }) })
-}
-function start(cmd, argv) {
-  const c = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] })
-  children.push(c)
-  return c
-}
-async function waitHttp(url, ms = 15000) {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    try { const r = await fetch(url); if (r.status < 500) return } catch {}
-    await sleep(100)
-  }
-  throw new Error(`timeout waiting for ${url}`)
-}
-// SIGTERM, not SIGKILL: a killed nginx master leaves its workers running (and holding the port).
-function cleanup() { for (const c of children) { try { c.kill('SIGTERM') } catch {} } }
-process.on('exit', cleanup)
-
-const upstreamPort = await freePort()
-fs.writeFileSync(path.join(tmp, 'nginx.conf'), `worker_processes 1;
-daemon off;
-pid ${tmp}/nginx.pid;
-error_log ${tmp}/nginx-error.log;
-events { worker_connections 4096; }
-http { access_log off; server { listen 127.0.0.1:${upstreamPort}; keepalive_requests 1000000;
-  location / { return 200 "${'x'.repeat(100)}"; } } }
-`)
-start('taskset', ['-c', '1', 'nginx', '-c', path.join(tmp, 'nginx.conf')])
+const upstreamPort = await startNginxUpstream()
 await sleep(300)
 
 // An OTLP/HTTP sink: accepts trace exports and counts spans' requests (discarded).
