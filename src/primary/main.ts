@@ -209,7 +209,7 @@ export class Gateway {
   private reopenLogs(): void {
     reopenRuntimeLog()
     const msg: ToWorker = { type: 'gh:reopen-logs' }
-    for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && w.isConnected()) w.send(msg)
+    for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && w.isConnected()) w.send(msg, undefined, () => {})
   }
 
   /** The merged exposition text; null while metrics are disabled (/metrics answers 404). */

@@ -226,7 +226,10 @@ export class Supervisor {
   }
 
   private send(w: Worker, m: ToWorker): void {
-    if (w.isConnected()) w.send(m)
+    // A worker can die between the check and the write (a reload racing a crash); the
+    // failed send then reports to the callback instead of crashing the primary. The
+    // request it belonged to settles through the worker's exit or its own timeout.
+    if (w.isConnected()) w.send(m, undefined, () => {})
   }
 
   private request(s: WorkerSlot, snapshot: Snapshot): Promise<Ack> {
@@ -296,6 +299,9 @@ export class Supervisor {
       }
     })
     w.on('exit', (code, signal) => this.onExit(s, w, code, signal))
+    // An IPC write to a worker that just died is reported here; without a listener the
+    // 'error' event would take the primary down with it.
+    w.on('error', (err: Error) => this.opts.log.warn('GH_WRN_WORKER_IPC', `worker ${pid}: ${err.message}`))
     return new Promise<boolean>((resolve) => {
       const helloTimer = setTimeout(() => {
         if (s.worker !== w || s.helloed) return

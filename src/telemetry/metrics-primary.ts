@@ -70,7 +70,7 @@ function collectFrom(pid: number, timeoutMs: number): Promise<MetricDump | null>
     pending.set(requestId, { resolve, timer })
     const msg: ToWorker = { type: 'gh:collect', requestId }
     try {
-      w.send(msg)
+      w.send(msg, undefined, () => {}) // a failed write is reported to the callback, not as a crash
     } catch {
       pending.delete(requestId)
       clearTimeout(timer)

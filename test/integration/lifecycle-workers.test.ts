@@ -35,7 +35,7 @@ describe('worker supervision: pinning, crashes, hangs', () => {
 
   after(async () => {
     const r = await stopAndCheck(gw)
-    assert.equal(r?.code, 0)
+    assert.equal(r?.code, 0, gw.output().slice(-4000))
     await up?.close()
   })
 
