@@ -65,3 +65,41 @@ http { access_log off; server { listen 127.0.0.1:${port}; keepalive_requests 100
   start('taskset', ['-c', '1', 'nginx', '-c', path.join(tmp, 'nginx.conf')])
   return port
 }
+
+/**
+ * Writes a one-API config (catch-all route to `upstreamPort`, one worker, warn-level logs)
+ * into tmp/<name>; `api` and `host` are extra YAML lines for the ApiInstance and
+ * Configuration specs (indented two spaces). Returns the directory.
+ */
+export function writeBenchConfig(name, { gwPort, upstreamPort, adminPort, api = '', host = '' }) {
+  const dir = path.join(tmp, name)
+  fs.mkdirSync(dir, { recursive: true })
+  fs.writeFileSync(path.join(dir, 'a.yaml'), `apiVersion: gatehouse/v1
+kind: ApiInstance
+metadata: { name: bench }
+spec:
+  address: http://127.0.0.1:${gwPort}/
+  services:
+    all:
+      address: http://127.0.0.1:${upstreamPort}
+      routes: [{ rules: [{ path: (/.*) }] }]
+${api}---
+apiVersion: gatehouse/v1
+kind: Configuration
+metadata: { name: host }
+spec:
+  workers: 1
+  admin: { address: http://127.0.0.1:${adminPort} }
+${host || '  logging: { runtimeLogs: { logLevel: warn } }\n'}`)
+  return dir
+}
+
+/** req/s, p99 (ms), non-2xx and total requests from `wrk --latency` output. */
+export function parseWrk(out) {
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1])
+  const p99raw = /99%\s+([\d.]+)(us|ms|s)/.exec(out)
+  const p99 = Number(p99raw[1]) * (p99raw[2] === 'us' ? 0.001 : p99raw[2] === 's' ? 1000 : 1)
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)
+  const total = Number(/(\d+) requests in/.exec(out)[1])
+  return { rps, p99, non2xx, total }
+}

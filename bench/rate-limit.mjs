@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { cleanup, freePort, opt, requireTools, root, start, startNginxUpstream, tmp, waitHttp, sleep } from './lib.mjs'
+import { cleanup, freePort, opt, parseWrk, requireTools, root, start, startNginxUpstream, waitHttp, sleep, writeBenchConfig } from './lib.mjs'
 
 const args = process.argv.slice(2)
 const SECONDS = opt('seconds', 5)
@@ -32,37 +32,16 @@ const policy = (store) => `  policies:
       config: { rateLimits: [{ maximumRequests: 1000000000, timePeriodInMilliseconds: 1000 }], keySelector: { header: x-client } }
 `
 function config(scenario) {
-  const dir = path.join(tmp, scenario)
-  fs.mkdirSync(dir, { recursive: true })
-  fs.writeFileSync(path.join(dir, 'a.yaml'), `apiVersion: gatehouse/v1
-kind: ApiInstance
-metadata: { name: bench }
-spec:
-  address: http://127.0.0.1:${gwPort}/
-  services:
-    all:
-      address: http://127.0.0.1:${upstreamPort}
-      routes: [{ rules: [{ path: (/.*) }] }]
-${scenario === 'plain' ? '' : policy(scenario)}---
-apiVersion: gatehouse/v1
-kind: Configuration
-metadata: { name: host }
-spec:
-  workers: 1
-  admin: { address: http://127.0.0.1:${adminPort} }
-  logging: { runtimeLogs: { logLevel: warn } }
-${scenario === 'redis' ? `  sharedStorage: { redis: { address: "127.0.0.1:${redisPort}" } }\n` : ''}`)
-  return dir
+  return writeBenchConfig(scenario, {
+    gwPort, upstreamPort, adminPort,
+    api: scenario === 'plain' ? '' : policy(scenario),
+    host: '  logging: { runtimeLogs: { logLevel: warn } }\n' +
+      (scenario === 'redis' ? `  sharedStorage: { redis: { address: "127.0.0.1:${redisPort}" } }\n` : ''),
+  })
 }
 
 function wrk(url) {
-  const out = execFileSync('taskset', ['-c', '1', 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', '-H', 'x-client: bench', url], { encoding: 'utf8' })
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1])
-  const p99raw = /99%\s+([\d.]+)(us|ms|s)/.exec(out)
-  const p99 = Number(p99raw[1]) * (p99raw[2] === 'us' ? 0.001 : p99raw[2] === 's' ? 1000 : 1)
-  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)
-  const total = Number(/(\d+) requests in/.exec(out)[1])
-  return { rps, p99, non2xx, total }
+  return parseWrk(execFileSync('taskset', ['-c', '1', 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', '-H', 'x-client: bench', url], { encoding: 'utf8' }))
 }
 
 function redisEvals() {

@@ -19,7 +19,7 @@ import fs from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
-import { cleanup, freePort, opt, requireTools, root, start, startNginxUpstream, tmp, waitHttp, sleep } from './lib.mjs'
+import { cleanup, freePort, opt, parseWrk, requireTools, root, start, startNginxUpstream, tmp, waitHttp, sleep, writeBenchConfig } from './lib.mjs'
 
 const args = process.argv.slice(2)
 const SECONDS = opt('seconds', 5)
@@ -44,28 +44,13 @@ const METRICS = new Set(['metrics', 'all'])
 const LOG = new Set(['log', 'all'])
 const TRACE = new Set(['trace', 'all'])
 function config(scenario) {
-  const dir = path.join(tmp, scenario)
-  fs.mkdirSync(dir, { recursive: true })
-  fs.writeFileSync(path.join(dir, 'a.yaml'), `apiVersion: gatehouse/v1
-kind: ApiInstance
-metadata: { name: bench }
-spec:
-  address: http://127.0.0.1:${gwPort}/
-  services:
-    all:
-      address: http://127.0.0.1:${upstreamPort}
-      routes: [{ rules: [{ path: (/.*) }] }]
----
-apiVersion: gatehouse/v1
-kind: Configuration
-metadata: { name: host }
-spec:
-  workers: 1
-  admin: { address: http://127.0.0.1:${adminPort} }
-  logging: { runtimeLogs: { logLevel: warn }, accessLogs: { enabled: ${LOG.has(scenario)} }${LOG.has(scenario) ? `, directory: ${path.join(dir, 'logs')}` : ''} }
-  metrics: { enabled: ${METRICS.has(scenario)} }
-${TRACE.has(scenario) ? `  tracing: { endpoint: "http://127.0.0.1:${sinkPort}", sampling: 0.01 }\n` : ''}`)
-  return dir
+  const logs = path.join(tmp, scenario, 'logs')
+  return writeBenchConfig(scenario, {
+    gwPort, upstreamPort, adminPort,
+    host: `  logging: { runtimeLogs: { logLevel: warn }, accessLogs: { enabled: ${LOG.has(scenario)} }${LOG.has(scenario) ? `, directory: ${logs}` : ''} }\n` +
+      `  metrics: { enabled: ${METRICS.has(scenario)} }\n` +
+      (TRACE.has(scenario) ? `  tracing: { endpoint: "http://127.0.0.1:${sinkPort}", sampling: 0.01 }\n` : ''),
+  })
 }
 
 /** wrk in a child process, so that the scraper keeps running on this event loop meanwhile. */
@@ -76,11 +61,7 @@ function wrk(url) {
     c.stdout.on('data', (d) => { out += d })
     c.on('exit', (code) => {
       if (code !== 0) { reject(new Error(`wrk exited ${code}`)); return }
-      const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1])
-      const p99raw = /99%\s+([\d.]+)(us|ms|s)/.exec(out)
-      const p99 = Number(p99raw[1]) * (p99raw[2] === 'us' ? 0.001 : p99raw[2] === 's' ? 1000 : 1)
-      const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)
-      resolve({ rps, p99, non2xx })
+      resolve(parseWrk(out))
     })
   })
 }
