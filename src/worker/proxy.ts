@@ -17,7 +17,7 @@ import * as channels from '../telemetry/channels.js'
 import type { Dispatcher } from 'undici'
 import type { Exchange } from './exchange.js'
 import type { DownstreamListener } from './downstream.js'
-import { HOP_BY_HOP, type HeaderList } from './headers.js'
+import { HOP_BY_HOP, removeConnectionTokens, type HeaderList } from './headers.js'
 import { isConnectFailure, upstreamErrorCode, type Endpoint } from './upstream.js'
 import { bodyInspectors, runResponsePhase } from './chain.js'
 import { problem } from './local-response.js'
@@ -258,15 +258,12 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
         if (name === 'content-length') { contentLength = Number(value.toString()); continue }
         if (name === 'connection') { connection = value.toString(); continue }
         if (DROP_RESPONSE.has(name)) continue
-        headers.push(name, typeof value === 'string' ? value : Buffer.from(value))
+        // No copy: the values are written to uWS before this call returns (down.start corks
+        // them into its own buffer), and nothing reads them after.
+        headers.push(name, value)
       }
     }
-    if (connection !== null) {
-      for (const t of connection.split(',')) {
-        const n = t.trim().toLowerCase()
-        if (n !== '') for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === n) headers.splice(i, 2)
-      }
-    }
+    if (connection !== null) removeConnectionTokens(headers, connection)
     if (ex.extraResponseHeaders !== null) headers.push(...ex.extraResponseHeaders)
     ex.responseHeaders = headers
     const chain = ex.api!.chain.response
