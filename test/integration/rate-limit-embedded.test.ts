@@ -1,4 +1,5 @@
 import { after, before, describe, test } from 'node:test'
+import { createHash } from 'node:crypto'
 import assert from 'node:assert/strict'
 import { request } from 'undici'
 import { loadConfigDir, formatConfigError } from '../../src/config/load.js'
@@ -150,5 +151,47 @@ spec:
     const errs = await errorsOf('{ rateLimits: [{ maximumRequests: 1, timePeriodInMilliseconds: 1000 }], keySelector: { cookie: sid } }')
     assert.equal(errs.length, 1)
     assert.match(errs[0]!, /spec\.policies\[0\]\.config\.keySelector\.cookie: unknown field/)
+  })
+})
+
+describe('rate limiting per consumer named by the api-key policy', () => {
+  let gw: Gateway
+  let up: Upstream
+  let port: number
+  const hex = (k: string): string => createHash('sha256').update(k).digest('hex')
+
+  before(async () => {
+    up = await startUpstream((_req, res) => res.end('ok'))
+    port = await freePort()
+    const dir = tempDir()
+    writeConfig(dir, {
+      'a.yaml': catchAllConfig(port, '/k', [up.origin], {
+        api: `  policies:
+    - policyRef: { name: api-key }
+      config:
+        keys: [{ name: alice, keyHash: "sha256:${hex('key-a1')}" }, { name: alice, keyHash: "sha256:${hex('key-a2')}" }, { name: bob, keyHash: "sha256:${hex('key-b')}" }]
+    - policyRef: { name: rate-limit }
+      config: { rateLimits: [{ maximumRequests: 2, timePeriodInMilliseconds: 3600000 }], keySelector: { consumer: true }, maxWaitMs: 1000 }
+`,
+      }),
+    })
+    gw = await startGateway(dir)
+  })
+
+  after(async () => {
+    await gw?.stop()
+    await up?.close()
+  })
+
+  async function status(key: string): Promise<number> {
+    const r = await request(`http://127.0.0.1:${port}/k/x`, { headers: { 'x-api-key': key } })
+    await r.body.text()
+    return r.statusCode
+  }
+
+  test('the limit follows the consumer: both of alice\'s keys share one budget, bob has his own', async () => {
+    assert.deepEqual([await status('key-a1'), await status('key-a2'), await status('key-a1')], [200, 200, 429])
+    assert.deepEqual([await status('key-b'), await status('key-b'), await status('key-b')], [200, 200, 429])
+    assert.equal(await status('wrong'), 401, 'authentication runs first (order 25 before 40)')
   })
 })
