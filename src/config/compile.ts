@@ -129,6 +129,8 @@ function serviceSnap(name: string, spec: Partial<ServiceSpec> & { endpoints: End
     retries: spec.retries ?? D.retries,
     keepAliveTimeoutMs: spec.keepAliveTimeoutMs ?? D.keepAliveTimeoutMs,
     connectionsPerEndpoint: spec.connectionsPerEndpoint ?? D.connectionsPerEndpoint,
+    maxResponseHeaderBytes: spec.maxResponseHeaderBytes ?? D.maxResponseHeaderBytes,
+    maxResponseHeaderCount: spec.maxResponseHeaderCount ?? D.maxResponseHeaderCount,
     passiveHealth: {
       consecutiveFailures: passive?.consecutiveFailures ?? D.passive.consecutiveFailures,
       baseEjectionMs: passive?.baseEjectionMs ?? D.passive.baseEjectionMs,

@@ -19,6 +19,13 @@ export const DEFAULTS = {
     retries: 1,
     keepAliveTimeoutMs: 4000,
     connectionsPerEndpoint: 128,
+    // Upstream response head limits → 502 beyond. 16 KiB of header names + values is what
+    // undici (Node's http.maxHeaderSize) applied before this was configurable, so no
+    // upstream that worked stops working; it is above nginx's proxy_buffer_size (4/8 KiB,
+    // "upstream sent too big header") and below Envoy's 60 KiB. 100 fields is Envoy's
+    // max_headers_count, which it applies to upstream responses too.
+    maxResponseHeaderBytes: 16 * 1024,
+    maxResponseHeaderCount: 100,
     endpointWeight: 1,
     passive: { consecutiveFailures: 5, baseEjectionMs: 10_000, maxEjectionMs: 300_000 },
     active: { intervalMs: 5000, timeoutMs: 2000, healthyThreshold: 2, unhealthyThreshold: 3, expectedStatus: [200, 399] },

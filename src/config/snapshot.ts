@@ -113,6 +113,10 @@ export interface ServiceSnap {
   retries: number
   keepAliveTimeoutMs: number
   connectionsPerEndpoint: number
+  /** Upstream response header names + values, in bytes → 502 when reached (undici maxHeaderSize). */
+  maxResponseHeaderBytes: number
+  /** Upstream response header fields → 502 beyond (checked in UpstreamCall.onHeaders). */
+  maxResponseHeaderCount: number
   passiveHealth: PassiveHealthSnap
   activeHealth: ActiveHealthSnap | null
 }

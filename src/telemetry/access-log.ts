@@ -42,6 +42,14 @@ const SENSITIVE_PARAMS = [
   'session', 'sessionid', 'jwt', 'x-api-key',
 ]
 
+/**
+ * Characters gathered before one write(2). Under load every write costs a thread-pool
+ * hand-off and a wake-up on the worker's own CPU: with 4 KiB batches (~12 lines) that was
+ * most of the access log's cost per request; 64 KiB cuts it ~16x. Lines still leave within
+ * the LogFile's flush interval (100 ms) when traffic is light.
+ */
+const ACCESS_LOG_BATCH = 64 * 1024
+
 /** A User-Agent longer than this is cut: the line must stay bounded. */
 const MAX_UA = 512
 
@@ -158,6 +166,7 @@ export function configureAccessLog(snap: Snapshot, log: Logger): void {
   if (old === null || old.path !== want) {
     try {
       file = new LogFile(want, {
+        minLength: ACCESS_LOG_BATCH,
         onError: (err) => log.error('GH_ERR_LOG_WRITE', `access log ${want}: ${err.message}`),
         onDrop: (n) => log.warn('GH_WRN_LOG_DROPPED', `${n} access log lines dropped (disk too slow or failing)`, { file: want }),
       })

@@ -4,8 +4,11 @@
  * path only calls `publish` behind `hasSubscribers`, so with telemetry off it pays one
  * boolean check per point (undici's lib/core/diagnostics.js does the same).
  *
- * Messages are the Exchange itself (plus the attempt's endpoint and error where there is
- * one): subscribers read its fields and must not keep it past `requestEnd`.
+ * Messages are the Exchange itself, or for upstream points the attempt object (which
+ * carries its Exchange, endpoint and outcome): nothing is allocated to publish.
+ * Subscribers read fields, change none (except as noted) and keep nothing past `requestEnd`.
+ * The Exchange's timing fields (upstreamStartedAt, ...) are stamped whenever `requestEnd`
+ * has subscribers, since every consumer of timings reads them there.
  * `requestStart` subscribers run synchronously before the request phase and may add
  * upstream headers (trace context) to `ex.headers`.
  *
@@ -16,14 +19,14 @@ import type { Exchange } from '../worker/exchange.js'
 import type { Endpoint } from '../worker/upstream.js'
 
 export interface UpstreamEvent {
-  ex: Exchange
-  endpoint: Endpoint
+  readonly ex: Exchange
+  readonly endpoint: Endpoint
   /** Status of the upstream response (upstreamHeaders), 0 before. */
-  statusCode: number
+  readonly statusCode: number
   /** Failure of the attempt (upstreamEnd), null on success. */
-  error: (Error & { code?: string }) | null
+  readonly error: (Error & { code?: string }) | null
   /** Gatehouse code for `error` (GH_ERR_UPSTREAM_*), null on success. */
-  code: string | null
+  readonly code: string | null
 }
 
 /** A routed request, before its request phase. Message: Exchange. */

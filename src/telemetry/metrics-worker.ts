@@ -125,8 +125,6 @@ class WorkerMetrics {
     this.subscribed = on
     const op = on ? 'subscribe' : 'unsubscribe'
     channels.requestEnd[op](this.onRequestEnd)
-    // Only so that the worker stamps ex.upstreamStartedAt (it does so only for subscribers).
-    channels.upstreamStart[op](noop)
     channels.upstreamEnd[op](this.onUpstreamEnd)
   }
 
@@ -221,8 +219,6 @@ class WorkerMetrics {
     }
   }
 }
-
-function noop(): void {}
 
 let current: WorkerMetrics | null = null
 

@@ -18,7 +18,7 @@ import type { Dispatcher } from 'undici'
 import type { Exchange } from './exchange.js'
 import type { DownstreamListener } from './downstream.js'
 import { HOP_BY_HOP, removeConnectionTokens, type HeaderList } from './headers.js'
-import { isConnectFailure, upstreamErrorCode, type Endpoint } from './upstream.js'
+import { isConnectFailure, tooManyResponseHeaders, upstreamErrorCode, type Endpoint } from './upstream.js'
 import { bodyInspectors, runResponsePhase } from './chain.js'
 import { problem } from './local-response.js'
 import type { BodyInspector, LocalResponse } from './policies/types.js'
@@ -199,7 +199,14 @@ export class RequestBody extends Readable {
   }
 }
 
-export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListener {
+/**
+ * One upstream attempt. It is also the attempt's telemetry message (channels.UpstreamEvent):
+ * publishing `this` costs no allocation per publish point.
+ */
+export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListener, channels.UpstreamEvent {
+  statusCode = 0
+  error: (Error & { code?: string }) | null = null
+  code: string | null = null
   private abortUpstream: ((err?: Error) => void) | null = null
   private resumeUpstream: (() => void) | null = null
   private gotHeaders = false
@@ -221,7 +228,9 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
     this.endpoint.active++
     ex.attempts++
     ex.upstreamOrigin = this.endpoint.origin
-    if (channels.upstreamStart.hasSubscribers) { ex.upstreamStartedAt = performance.now(); channels.upstreamStart.publish(this.event(0, null)) }
+    // Timings are read at the end of the exchange, by whoever listens there (every consumer does).
+    if (channels.requestEnd.hasSubscribers) ex.upstreamStartedAt = performance.now()
+    if (channels.upstreamStart.hasSubscribers) channels.upstreamStart.publish(this)
     const path = this.endpoint.pathPrefix + ex.upstreamPath + (ex.query === '' ? '' : '?' + ex.query)
     this.endpoint.pool.dispatch({
       path,
@@ -239,11 +248,20 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
 
   onHeaders(statusCode: number, raw: Buffer[] | string[] | null, resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true // 1xx: undici handles 100-continue; nothing to forward
+    // The field count limit (undici only bounds bytes). Nothing went to the client yet: the
+    // abort destroys the upstream socket and reaches onError synchronously, which answers 502.
+    const maxFields = this.ex.service!.snap.maxResponseHeaderCount
+    if (raw !== null && raw.length > 2 * maxFields) {
+      this.abortUpstream?.(tooManyResponseHeaders(raw.length / 2, maxFields))
+      return false
+    }
     const ex = this.ex
     this.resumeUpstream = resume
     this.gotHeaders = true
     ex.upstreamStatus = statusCode
-    if (channels.upstreamHeaders.hasSubscribers) { ex.upstreamHeadersAt = performance.now(); channels.upstreamHeaders.publish(this.event(statusCode, null)) }
+    this.statusCode = statusCode
+    if (channels.requestEnd.hasSubscribers) ex.upstreamHeadersAt = performance.now()
+    if (channels.upstreamHeaders.hasSubscribers) channels.upstreamHeaders.publish(this)
     const svc = ex.service!.snap
     if (statusCode >= 502 && statusCode <= 504) this.endpoint.recordFailure(svc, Date.now())
     else this.endpoint.recordSuccess()
@@ -279,14 +297,16 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
 
   onComplete(): void {
     this.settle()
-    if (channels.upstreamEnd.hasSubscribers) { this.ex.upstreamEndedAt = performance.now(); channels.upstreamEnd.publish(this.event(this.ex.upstreamStatus, null)) }
+    if (channels.requestEnd.hasSubscribers) this.ex.upstreamEndedAt = performance.now()
+    if (channels.upstreamEnd.hasSubscribers) channels.upstreamEnd.publish(this)
     this.ex.down.finish()
     this.ex.hooks.done(this.ex, null)
   }
 
   onError(err: Error & { code?: string }): void {
     this.settle()
-    if (channels.upstreamEnd.hasSubscribers) { this.ex.upstreamEndedAt = performance.now(); channels.upstreamEnd.publish(this.event(this.ex.upstreamStatus, err)) }
+    if (channels.requestEnd.hasSubscribers) this.ex.upstreamEndedAt = performance.now()
+    if (channels.upstreamEnd.hasSubscribers) { this.error = err; this.code = upstreamErrorCode(err); channels.upstreamEnd.publish(this) }
     const ex = this.ex
     const d = ex.down
     const svc = ex.service!
@@ -313,11 +333,6 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
       }
     }
     sendLocal(ex, problem(code))
-  }
-
-  /** Telemetry message for this attempt (only built when someone subscribes). */
-  private event(statusCode: number, error: (Error & { code?: string }) | null): channels.UpstreamEvent {
-    return { ex: this.ex, endpoint: this.endpoint, statusCode, error, code: error === null ? null : upstreamErrorCode(error) }
   }
 
   private settle(): void {

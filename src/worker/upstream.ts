@@ -45,6 +45,8 @@ export class Endpoint {
       connectTimeout: svc.connectTimeoutMs,
       headersTimeout: svc.responseTimeoutMs,
       bodyTimeout: svc.responseTimeoutMs,
+      // llhttp counts header names + values; beyond → HeadersOverflowError, socket destroyed.
+      maxHeaderSize: svc.maxResponseHeaderBytes,
       pipelining: 1,
     })
   }
@@ -195,7 +197,7 @@ export class UpstreamRegistry {
       const eps: Endpoint[] = []
       for (const ep of svc.endpoints) {
         // Pool options are part of the key: a changed timeout means a new pool.
-        const key = `${svc.name}|${ep.origin}|${svc.connectTimeoutMs}|${svc.responseTimeoutMs}|${svc.keepAliveTimeoutMs}|${svc.connectionsPerEndpoint}|${ep.pathPrefix}`
+        const key = `${svc.name}|${ep.origin}|${svc.connectTimeoutMs}|${svc.responseTimeoutMs}|${svc.keepAliveTimeoutMs}|${svc.connectionsPerEndpoint}|${svc.maxResponseHeaderBytes}|${ep.pathPrefix}`
         let e = next.get(key) ?? this.endpoints.get(key)
         if (e === undefined) e = new Endpoint(key, ep, svc)
         next.set(key, e)
@@ -318,6 +320,15 @@ export function upstreamErrorCode(err: { code?: string }): ErrorCode {
       // upstream did not speak HTTP we can forward.
       return 'GH_ERR_UPSTREAM_PROTOCOL'
   }
+}
+
+/**
+ * What an UpstreamCall aborts with when a response head has more fields than the Service's
+ * `maxResponseHeaderCount` (undici bounds the head's bytes only): undici's own overflow
+ * class, so it maps to GH_ERR_UPSTREAM_PROTOCOL and counts like the byte limit.
+ */
+export function tooManyResponseHeaders(count: number, limit: number): Error {
+  return new undiciErrors.HeadersOverflowError(`response has ${count} header fields, limit is ${limit}`)
 }
 
 /**

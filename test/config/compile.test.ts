@@ -15,6 +15,8 @@ const SERVICE_DEFAULTS = {
   retries: 1,
   keepAliveTimeoutMs: 4000,
   connectionsPerEndpoint: 128,
+  maxResponseHeaderBytes: 16384,
+  maxResponseHeaderCount: 100,
   passiveHealth: { consecutiveFailures: 5, baseEjectionMs: 10000, maxEjectionMs: 300000 },
   activeHealth: null,
 }
@@ -142,6 +144,15 @@ describe('compiling a valid config', () => {
   test('a Service nobody references is left out of the snapshot', async () => {
     const dir = fx.dir({ 'a.yaml': [...serviceHead('unused'), '  endpoints: [http://10.0.0.5:8080]'] })
     assert.deepEqual((await snapshotOf(dir)).services, {})
+  })
+
+  test('a Service\'s response header limits are compiled as written', async () => {
+    const dir = fx.dir({
+      'a.yaml': [...apiHead(), '  address: http://0.0.0.0:8081', '  services: { v1: { service: backend, routes: [{}] } }', '---',
+        ...serviceHead(), '  endpoints: [http://10.0.0.5:8080]', '  maxResponseHeaderBytes: 65536', '  maxResponseHeaderCount: 200'],
+    })
+    const svc = (await snapshotOf(dir)).services.backend!
+    assert.deepEqual([svc.maxResponseHeaderBytes, svc.maxResponseHeaderCount], [65536, 200])
   })
 
   test('host settings default without a Configuration', async () => {

@@ -244,6 +244,22 @@ const cases: Case[] = [
     expected: ['F/a.yaml:6:18: spec.loadBalancing: must be one of: round-robin, least-request'],
   },
   {
+    title: 'response header limits out of range are errors at the values',
+    files: { 'a.yaml': [...serviceHead(), '  endpoints: [http://10.0.0.5:8080]', '  maxResponseHeaderBytes: 512', '  maxResponseHeaderCount: 0'] },
+    expected: [
+      'F/a.yaml:6:27: spec.maxResponseHeaderBytes: must be >= 1024',
+      'F/a.yaml:7:27: spec.maxResponseHeaderCount: must be >= 1',
+    ],
+  },
+  {
+    title: 'response header limits must be integers within their maximum',
+    files: { 'a.yaml': [...serviceHead(), '  endpoints: [http://10.0.0.5:8080]', '  maxResponseHeaderBytes: 16KiB', '  maxResponseHeaderCount: 20000'] },
+    expected: [
+      'F/a.yaml:6:27: spec.maxResponseHeaderBytes: must be an integer, got a string',
+      'F/a.yaml:7:27: spec.maxResponseHeaderCount: must be <= 10000',
+    ],
+  },
+  {
     title: 'a services entry with both service and address is an error on the entry',
     files: {
       'a.yaml': [...apiHead(), '  address: http://0.0.0.0:8081', '  services:', '    v1:', '      service: backend', '      address: http://10.0.0.5:8080', route,

@@ -53,6 +53,8 @@ describe('logs of the real gateway', () => {
     - policyRef: { name: api-key }
       config: { in: query, name: key, keys: [{ name: reports, keyHash: "sha256:${hex(QUERY_KEY)}" }] }
 `) + '---\n' + serviceYaml('s', [up.origin]) + '---\n' + hostYaml(`  drainTimeoutMs: ${opts.drainTimeoutMs ?? 5000}
+  # Metrics off: the access log must carry upstream timings without another subscriber.
+  metrics: { enabled: false }
   logging:
     runtimeLogs: { logLevel: info }
     accessLogs: { enabled: ${opts.accessLogs ?? true}, includeQuery: true }
@@ -124,6 +126,7 @@ describe('logs of the real gateway', () => {
       assert.ok(upstreamIds.has(l.requestId as string), `request id ${String(l.requestId)} reached the upstream`)
       assert.equal(typeof l.durationMs, 'number')
       assert.equal(typeof l.upstreamMs, 'number')
+      assert.equal(typeof l.upstreamHeadersMs, 'number')
       assert.ok((l.durationMs as number) >= (l.upstreamMs as number))
       assert.ok(Math.abs(Date.parse(l.time as string) - Date.now()) < 60_000)
       assert.equal(l.decidedBy, null)

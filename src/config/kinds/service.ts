@@ -42,6 +42,10 @@ export const ServiceSpec = Closed({
   retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10, default: D.retries })),
   keepAliveTimeoutMs: Type.Optional(Millis(D.keepAliveTimeoutMs)),
   connectionsPerEndpoint: Type.Optional(Type.Integer({ minimum: 1, default: D.connectionsPerEndpoint })),
+  /** Upstream response header names + values, in bytes → 502 when reached (undici's maxHeaderSize). */
+  maxResponseHeaderBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1024 * 1024, default: D.maxResponseHeaderBytes })),
+  /** Upstream response header fields → 502 beyond. */
+  maxResponseHeaderCount: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: D.maxResponseHeaderCount })),
   healthChecks: Type.Optional(Closed({
     passive: Type.Optional(Passive),
     /** Absent = no active probing. */
