@@ -32,6 +32,7 @@ export const ERRORS = {
   GH_ERR_REQUEST_URI_TOO_LONG: spec('GH_ERR_REQUEST_URI_TOO_LONG', 414, 'Request-target too long'),
   GH_ERR_REQUEST_HEADERS_TOO_LARGE: spec('GH_ERR_REQUEST_HEADERS_TOO_LARGE', 431, 'Request header fields too large'),
   GH_ERR_REQUEST_BODY_TOO_LARGE: spec('GH_ERR_REQUEST_BODY_TOO_LARGE', 413, 'Request body too large'),
+  GH_ERR_REQUEST_TIMEOUT: spec('GH_ERR_REQUEST_TIMEOUT', 408, 'Request body not received in time'),
   GH_ERR_REQUEST_METHOD_NOT_ALLOWED: spec('GH_ERR_REQUEST_METHOD_NOT_ALLOWED', 405, 'Method not allowed'),
   // Routing.
   GH_ERR_ROUTE_NOT_FOUND: spec('GH_ERR_ROUTE_NOT_FOUND', 404, 'No route matches the request'),
@@ -57,6 +58,7 @@ export const ERRORS = {
   GH_ERR_POLICY_FAILED: spec('GH_ERR_POLICY_FAILED', 500, 'A policy failed'),
   // Gateway lifecycle and internals.
   GH_ERR_DRAINING: spec('GH_ERR_DRAINING', 503, 'Gateway is shutting down'),
+  GH_ERR_OVERLOADED: spec('GH_ERR_OVERLOADED', 503, 'Gateway overloaded'),
   GH_ERR_INTERNAL: spec('GH_ERR_INTERNAL', 500, 'Internal gateway error'),
   // Operator-facing (config, CLI, admin); never a proxied response.
   GH_ERR_CONFIG_INVALID: spec('GH_ERR_CONFIG_INVALID', 400, 'Invalid configuration'),

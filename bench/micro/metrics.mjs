@@ -10,7 +10,7 @@ import { configureWorkerMetrics } from '../../dist/src/telemetry/metrics-worker.
 
 const i = process.argv.indexOf('--n')
 const N = i === -1 ? 200_000 : Number(process.argv[i + 1])
-const src = { slot: '0', inFlight: () => 0, rateLimit: () => ({ storeCalls: 0, storeErrors: 0, fallbacks: 0 }), degraded: () => false }
+const src = { slot: '0', inFlight: () => 0, rateLimit: () => ({ storeCalls: 0, storeErrors: 0, fallbacks: 0 }), degraded: () => false, shed: () => ({ inFlight: 0, eventLoopLag: 0 }) }
 
 // 8 routes of one API: a realistic spread of label sets.
 const api = { name: 'orders', chain: { request: null } }

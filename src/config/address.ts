@@ -95,3 +95,8 @@ function parseUrl(s: string): URL | null {
 function unbracket(h: string): string {
   return h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h
 }
+
+/** "host:port" as Configuration.listeners keys a listener (IPv6 in brackets). */
+export function listenerName(a: { host: string; port: number }): string {
+  return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`
+}

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { POLICY_SCHEMAS } from '../worker/policies/schemas.js'
-import { normaliseCidr, parseAdminAddress, parseEndpointUrl, parseListenAddress } from './address.js'
+import { listenerName, normaliseCidr, parseAdminAddress, parseEndpointUrl, parseListenAddress } from './address.js'
 import { DEFAULTS } from './defaults.js'
 import type { ApiInstance, PolicyEntry } from './kinds/api-instance.js'
 import type { ConfigurationSpec } from './kinds/configuration.js'
@@ -18,6 +18,7 @@ import type { Rule } from './kinds/common.js'
 import type { Endpoint, ServiceSpec } from './kinds/service.js'
 import { ruleSnap, serviceNameOf, splitGroups } from './routes.js'
 import type {
+  ClientTimeoutsSnap,
   ApiSnap, EndpointSnap, HostSnap, ListenerSnap, MetricsSnap, PolicySnap, RedisSnap, RouteSnap, ServiceSnap, Snapshot, TracingSnap,
 } from './snapshot.js'
 import type { Resources } from './validate.js'
@@ -33,6 +34,7 @@ export function compile(r: Resources, opts: CompileOptions): Snapshot {
   const known = new Map(r.services.map((s) => [s.value.metadata.name, s.value.spec]))
   const services = new Map<string, ServiceSnap>()
   const listeners = new Map<string, ListenerSnap>()
+  const hostSpec = r.configs[0]?.value.spec ?? {}
 
   for (const { value: api } of r.apis) {
     const addr = parseListenAddress(api.spec.address)
@@ -40,7 +42,7 @@ export function compile(r: Resources, opts: CompileOptions): Snapshot {
     const key = `${addr.host}\0${addr.port}`
     let listener = listeners.get(key)
     if (!listener) {
-      listener = { host: addr.host, port: addr.port, tls: null, apis: [] }
+      listener = { host: addr.host, port: addr.port, tls: null, apis: [], timeouts: listenerTimeouts(hostSpec, addr) }
       listeners.set(key, listener)
     }
     const tls = api.spec.tls
@@ -71,7 +73,7 @@ export function compile(r: Resources, opts: CompileOptions): Snapshot {
     l.apis.sort((a, b) => b.basePath.length - a.basePath.length || (a.basePath < b.basePath ? -1 : 1))
   }
   const body = {
-    host: hostSnap(r.configs[0]?.value.spec ?? {}, opts),
+    host: hostSnap(hostSpec, opts),
     listeners: [...listeners.values()].sort((a, b) => a.port - b.port || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0)),
     services: Object.fromEntries([...services.entries()].sort(([a], [b]) => (a < b ? -1 : 1))),
   }
@@ -156,6 +158,15 @@ function endpointSnap(ep: Endpoint): EndpointSnap {
   return { origin: parsed.origin, pathPrefix: parsed.pathPrefix, weight: typeof ep === 'string' ? DEFAULTS.service.endpointWeight : ep.weight ?? DEFAULTS.service.endpointWeight }
 }
 
+function listenerTimeouts(c: ConfigurationSpec, addr: { host: string; port: number }): ClientTimeoutsSnap {
+  const H = DEFAULTS.host.timeouts
+  const own = c.listeners?.[listenerName(addr)]?.timeouts
+  return {
+    bodyIdleTimeoutMs: own?.bodyIdleTimeoutMs ?? c.timeouts?.bodyIdleTimeoutMs ?? H.bodyIdleTimeoutMs,
+    sendTimeoutMs: own?.sendTimeoutMs ?? c.timeouts?.sendTimeoutMs ?? H.sendTimeoutMs,
+  }
+}
+
 function hostSnap(c: ConfigurationSpec, opts: CompileOptions): HostSnap {
   const H = DEFAULTS.host
   const admin = parseAdminAddress(c.admin?.address ?? H.adminAddress)
@@ -177,6 +188,10 @@ function hostSnap(c: ConfigurationSpec, opts: CompileOptions): HostSnap {
       maxUrlBytes: c.limits?.maxUrlBytes ?? H.limits.maxUrlBytes,
       maxHeaderBytes: c.limits?.maxHeaderBytes ?? H.limits.maxHeaderBytes,
       maxHeaderCount: c.limits?.maxHeaderCount ?? H.limits.maxHeaderCount,
+    },
+    overload: {
+      maxRequestsInFlight: c.overload?.maxRequestsInFlight ?? H.overload.maxRequestsInFlight,
+      maxEventLoopLagMs: c.overload?.maxEventLoopLagMs ?? H.overload.maxEventLoopLagMs,
     },
     redis: redisSnap(c.sharedStorage?.redis),
     metrics: metricsSnap(c.metrics),

@@ -6,7 +6,7 @@
  * @module
  */
 import {
-  basePathsOverlap, isWildcardHost, parseAdminAddress, parseEndpointUrl, parseListenAddress, type ListenAddress,
+  basePathsOverlap, isWildcardHost, listenerName, parseAdminAddress, parseEndpointUrl, parseListenAddress, type ListenAddress,
 } from './address.js'
 import { DEFAULTS } from './defaults.js'
 import type { ConfigError, DocPath } from './errors.js'
@@ -28,6 +28,7 @@ export function crossCheck(r: Resources): ConfigError[] {
     if (l) listens.push(l)
   }
   checkPorts(listens, errors)
+  for (const c of r.configs) checkListenerKeys(c.src, c.value.spec.listeners, listens, errors)
   const apiNames = new Set(r.named.filter((n) => n.kind === 'ApiInstance').map((n) => n.name))
   for (const b of r.bindings) {
     if (!apiNames.has(b.value.spec.targetRef.name)) {
@@ -175,6 +176,18 @@ function checkRules(src: SourceDoc, at: DocPath, rules: readonly Rule[] | undefi
       seen.add(lower)
     }
   })
+}
+
+/** Configuration.listeners keys must name a listener some ApiInstance opens. */
+function checkListenerKeys(src: SourceDoc, keyed: Record<string, unknown> | undefined, listens: Listen[], errors: ConfigError[]): void {
+  if (keyed === undefined) return
+  const known = new Set(listens.map((l) => listenerName(l.addr)))
+  for (const key of Object.keys(keyed)) {
+    const [, host, port] = /^\[?(.*?)\]?:(\d+)$/.exec(key) ?? []
+    if (!known.has(listenerName({ host: host ?? key, port: Number(port) }))) {
+      errors.push(errorAt(src, ['spec', 'listeners', key], `no ApiInstance listens on ${key} (listeners: ${[...known].join(', ') || 'none'})`))
+    }
+  }
 }
 
 function checkPorts(listens: Listen[], errors: ConfigError[]): void {

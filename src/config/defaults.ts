@@ -46,6 +46,18 @@ export const DEFAULTS = {
     // request with more than 48 header fields (so our 431 must act below that), and closes a
     // header section over 4096 bytes that arrives in more than one read.
     limits: { maxUrlBytes: 4096, maxHeaderBytes: 8192, maxHeaderCount: 40 },
+    // Load shedding per worker (src/worker/overload.ts). 10,000 in flight: by Little's law a
+    // worker at a healthy 20k req/s and 50 ms upstream latency holds ~1,000, so the cap only
+    // bites when upstreams stall (15 s responseMs × 700 req/s already exceeds it) and bounds
+    // what a stall can pile up in one worker (an Exchange, a socket and buffers each, tens of
+    // MB in all) far below its heap. 500 ms lag: an order of magnitude above a major GC pause
+    // or a reload's compile on such a heap, so a healthy worker never sheds, yet well below
+    // client and load-balancer timeouts (seconds), so a shed client can retry elsewhere in time.
+    overload: { maxRequestsInFlight: 10_000, maxEventLoopLagMs: 500 },
+    // Client deadlines (src/worker/client-timeouts.ts): nginx's client_body_timeout and
+    // send_timeout (60 s each), long enough for mobile clients on a bad link, short enough
+    // that a stalled peer does not hold a socket and an upstream request for minutes.
+    timeouts: { bodyIdleTimeoutMs: 60_000, sendTimeoutMs: 60_000 },
     metrics: { enabled: true },
     tracing: { endpoint: 'http://127.0.0.1:4318/v1/traces', sampling: 1, serviceName: 'gatehouse' },
   },

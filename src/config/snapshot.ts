@@ -76,6 +76,14 @@ export interface ListenerSnap {
   tls: TlsSnap | null
   /** Sorted longest basePath first, so the first prefix match is the most specific. */
   apis: ApiSnap[]
+  /** Configuration.timeouts with this listener's overrides (Configuration.listeners). */
+  timeouts: ClientTimeoutsSnap
+}
+
+/** Client deadlines of a listener (src/worker/client-timeouts.ts). */
+export interface ClientTimeoutsSnap {
+  bodyIdleTimeoutMs: number
+  sendTimeoutMs: number
 }
 
 export interface EndpointSnap {
@@ -130,6 +138,14 @@ export interface LimitsSnap {
   maxHeaderCount: number
 }
 
+/** Load shedding per worker (src/worker/overload.ts). */
+export interface OverloadSnap {
+  /** Requests in flight per worker before new ones get 503 GH_ERR_OVERLOADED; 0 = no cap. */
+  maxRequestsInFlight: number
+  /** Event-loop lag (ms) beyond which new requests get 503 GH_ERR_OVERLOADED; 0 = off. */
+  maxEventLoopLagMs: number
+}
+
 export interface RedisSnap {
   /** [host, port] pairs: one server, or the sentinels when `sentinelName` is set. */
   hosts: Array<[string, number]>
@@ -166,6 +182,7 @@ export interface HostSnap {
   /** CIDRs whose X-Forwarded-For we append to; others get theirs replaced. */
   trustedProxies: string[]
   limits: LimitsSnap
+  overload: OverloadSnap
   /** Redis for shared rate-limit counters; null = the embedded (per-host) store only. */
   redis: RedisSnap | null
   metrics: MetricsSnap

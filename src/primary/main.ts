@@ -21,6 +21,7 @@ import { allowedCpus } from './cpu-affinity.js'
 import { createNotifier, type Notifier } from './sd-notify.js'
 import { Supervisor } from './supervisor.js'
 import { busyListeners } from './port-check.js'
+import { readSystemFacts, systemWarnings, type SystemFacts, type SystemWarning } from './system-check.js'
 
 export interface GatewayOptions {
   configDir: string
@@ -43,6 +44,9 @@ export class Gateway {
   private stopping = false
   private started = false
   private readonly startedAt = Date.now()
+  /** Host settings read once at start (system-check.ts), shown in /status. */
+  private system: SystemFacts = { tcpMigrateReq: null }
+  private warnings: SystemWarning[] = []
   readonly log: Logger = createLogger('primary')
   readonly notify: Notifier
 
@@ -77,6 +81,9 @@ export class Gateway {
     if (snap.host.accessLogs && snap.host.logDirectory === null) {
       this.log.info('GH_ACCESS_LOG_OFF', 'no access log: logging.directory is not set')
     }
+    this.system = readSystemFacts()
+    this.warnings = systemWarnings(this.system)
+    for (const w of this.warnings) this.log.warn(w.code, w.message)
     const busy = await busyListeners(snap.listeners)
     if (busy.length > 0) {
       for (const b of busy) this.log.error('GH_ERR_LISTENER_BUSY', b)
@@ -271,6 +278,8 @@ export class Gateway {
       configDir: this.opts.configDir,
       ready: this.readiness().ready,
       workers: this.supervisor.status(),
+      system: this.system,
+      warnings: this.warnings,
     }
   }
 

@@ -5,7 +5,7 @@
  * Off (`metrics.enabled: false`) means no subscriber on any channel, so the request path
  * pays one `hasSubscribers` check per publish point and nothing else; a reload can turn
  * it on or off (series keep their values in between). Gauges that already live in the
- * worker (in-flight requests, rate-limit store counters) are read at collect time, never
+ * worker (in-flight requests, rate-limit store counters, shed requests) are read at collect time, never
  * on the request path.
  *
  * Open connections: this uWS build has no connection open/close callbacks, so the honest
@@ -16,7 +16,7 @@
  *
  * @module
  * @example
- * configureWorkerMetrics(snap.host.metrics.enabled, { slot: '0', inFlight: () => n, rateLimit: () => c, degraded: () => false })
+ * configureWorkerMetrics(snap.host.metrics.enabled, { slot: '0', inFlight: () => n, rateLimit: () => c, degraded: () => false, shed: () => s })
  * const dump = await dumpWorkerMetrics() // → the primary, in a gh:metrics message
  */
 import { Counter, Gauge, Registry } from 'prom-client'
@@ -38,6 +38,8 @@ export interface WorkerMetricSources {
   rateLimit(): { storeCalls: number; storeErrors: number; fallbacks: number }
   /** The shared rate-limit store is unreachable and policies run on their fallback. */
   degraded(): boolean
+  /** Requests shed by the overload guard since the worker started (monotonic), by reason. */
+  shed(): { inFlight: number; eventLoopLag: number }
 }
 
 const METHOD_INDEX: Readonly<Record<string, number>> = Object.assign(Object.create(null) as Record<string, number>,
@@ -112,6 +114,16 @@ class WorkerMetrics {
     rateLimitCounter('ratelimit_store_calls_total', 'Calls to the shared rate-limit store.', (c) => c.storeCalls)
     rateLimitCounter('ratelimit_store_errors_total', 'Failed or timed-out calls to the shared rate-limit store.', (c) => c.storeErrors)
     rateLimitCounter('ratelimit_fallbacks_total', 'Rate-limit decisions made by the configured fallback because the store was unavailable.', (c) => c.fallbacks)
+    new Counter({
+      name: `${PREFIX}requests_shed_total`, help: 'Requests answered 503 GH_ERR_OVERLOADED by load shedding, by reason (in_flight, event_loop_lag).',
+      labelNames: ['reason'], registers, aggregator: 'sum',
+      collect() {
+        const c = src.shed()
+        this.reset()
+        this.inc({ reason: 'in_flight' }, c.inFlight)
+        this.inc({ reason: 'event_loop_lag' }, c.eventLoopLag)
+      },
+    })
     new Gauge({
       name: `${PREFIX}ratelimit_store_degraded`, help: '1 while a worker serves rate limits without the shared store (max over workers).',
       registers, aggregator: 'max',

@@ -13,6 +13,7 @@
  */
 import type { UwsHttpResponse } from './uws.js'
 import { statusLine } from '../errors.js'
+import { watchSend } from './client-timeouts.js'
 
 export const enum DownState { Open = 0, Streaming = 1, Done = 2, Aborted = 3 }
 
@@ -46,6 +47,10 @@ export class Downstream {
   closeConnection = false
   status = 0
   listener: DownstreamListener | null = null
+  /** The listener's send timeout (client-timeouts.ts); set once the listener is known. */
+  sendTimeoutMs = 60_000
+  /** performance.now() since when writes have made no progress; 0 while writable. */
+  stalledSince = 0
 
   constructor(readonly res: UwsHttpResponse) {
     // One onAborted per response; everything fans out from here (§3.2).
@@ -132,7 +137,10 @@ export class Downstream {
       this.listener?.onResponseDone()
       return true
     }
-    if (!ok) this.listener?.onBackpressure()
+    if (!ok) {
+      if (this.stalledSince === 0) watchSend(this)
+      this.listener?.onBackpressure()
+    }
     return ok
   }
 
@@ -163,8 +171,11 @@ export class Downstream {
   private onWritable = (offset: number): boolean => {
     if (this.state !== DownState.Streaming) return true
     const res = this.res
+    // Progress: the send timeout counts from here again (nginx's send_timeout semantics).
+    this.stalledSince = performance.now()
     if (this.pending === null) {
       // Chunked mode: uWS buffered the whole write; just let the producer go on.
+      this.stalledSince = 0
       this.listener?.onDrain()
       return true
     }
@@ -178,6 +189,7 @@ export class Downstream {
     }
     if (ok) {
       this.pending = null
+      this.stalledSince = 0
       if (this.endAfterDrain) { this.finish(); return true }
       this.listener?.onDrain()
     }

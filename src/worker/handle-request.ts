@@ -17,6 +17,7 @@ import { HOP_BY_HOP, removeConnectionTokens, type HeaderList } from './headers.j
 import { problem } from './local-response.js'
 import { RequestBody, forward, sendLocal, type ExchangeHooks } from './proxy.js'
 import { findApi, selectRoute, type Runtime } from './runtime.js'
+import { RETRY_AFTER, type OverloadGuard } from './overload.js'
 import { runRequestPhase } from './chain.js'
 import type { LocalResponse } from './policies/types.js'
 import { remoteAddress, type RequestHandler, type UwsHttpRequest, type UwsHttpResponse } from './uws.js'
@@ -26,6 +27,8 @@ export interface WorkerState {
   draining: boolean
   inFlight: number
   hooks: ExchangeHooks
+  /** Load shedding: a request is shed while inFlight >= overload.admitLimit. */
+  overload: OverloadGuard
 }
 
 // ── scratch state for the header walk (reset per request) ──
@@ -92,8 +95,8 @@ function normalizeAddress(a: string): string {
  * (findings §6). With our response still pending, uWS instead kills the connection when
  * that next request appears (findings §11) and nothing behind the bad framing is served.
  */
-function reject(down: Downstream, code: ErrorCode, detail?: string): void {
-  const r = problem(code, detail)
+function reject(down: Downstream, code: ErrorCode, detail?: string, headers: HeaderList | null = null): void {
+  const r = problem(code, detail, headers)
   down.closeConnection = true
   // Telemetry still sees these requests (metrics, access log): as an Exchange without an
   // API, built only when someone listens, from what onRequest copied so far.
@@ -123,6 +126,7 @@ export function makeRequestHandler(state: WorkerState, listenerKey: string): Req
     const rt = state.runtime
     const lr = rt === null ? undefined : rt.listeners.get(listenerKey)
     if (rt === null || lr === undefined) { reject(down, 'GH_ERR_DRAINING'); return }
+    down.sendTimeoutMs = lr.sendTimeoutMs
 
     const method = METHODS[req.getMethod()] ?? req.getMethod().toUpperCase()
     const url = req.getUrl()
@@ -131,6 +135,8 @@ export function makeRequestHandler(state: WorkerState, listenerKey: string): Req
     sConnection = null; sXff = null; sXfProto = null; sRequestId = null
     req.forEach(collectHeader)
     eRuntime = rt; eMethod = method; eUrl = url; eQuery = query
+    // Load shedding (overload.ts): the one comparison an admitted request pays for it.
+    if (state.inFlight >= state.overload.admitLimit) { state.overload.onShed(); reject(down, 'GH_ERR_OVERLOADED', undefined, RETRY_AFTER); return }
     // Locals re-typed: TS cannot see that forEach's callback assigned the scratch state.
     const headers = sHeaders
     const te = sTe as string | null
@@ -188,7 +194,7 @@ export function makeRequestHandler(state: WorkerState, listenerKey: string): Req
     state.inFlight++
     // uWS hands body chunks right after this handler returns: the reader must exist now.
     // An API with body inspectors holds bodies until they passed (RequestBody hold mode).
-    if (hasBody) ex.body = new RequestBody(res, ex, api.maxRequestBodyBytes, api.chain.body !== null)
+    if (hasBody) ex.body = new RequestBody(res, ex, api.maxRequestBodyBytes, api.chain.body !== null, lr.bodyIdleTimeoutMs)
 
     if (!selectRoute(api, ex)) { sendLocal(ex, problem('GH_ERR_ROUTE_NOT_FOUND')); return }
     if (channels.requestStart.hasSubscribers) channels.requestStart.publish(ex)

@@ -15,6 +15,7 @@ import { configureTracing, flushTracing } from '../telemetry/tracing.js'
 import { configureWorkerMetrics, dumpWorkerMetrics, type WorkerMetricSources } from '../telemetry/metrics-worker.js'
 import { drainSignal } from './downstream.js'
 import { makeRequestHandler, type WorkerState } from './handle-request.js'
+import { OverloadGuard } from './overload.js'
 import { buildRuntime, listenerKey } from './runtime.js'
 import { UpstreamRegistry } from './upstream.js'
 import type { WorkerServices } from './policies/types.js'
@@ -38,6 +39,7 @@ const state: WorkerState = {
   runtime: null,
   draining: false,
   inFlight: 0,
+  overload: new OverloadGuard(log),
   hooks: {
     done(ex, outcome) {
       if (ex.ended) return
@@ -56,6 +58,7 @@ const metricSources: WorkerMetricSources = {
   inFlight: () => state.inFlight,
   rateLimit: () => leases.snapshotCounters(),
   degraded: () => leases.degraded,
+  shed: () => state.overload.shed,
 }
 
 function send(m: ToPrimary): void {
@@ -112,6 +115,7 @@ async function applySnapshot(msg: SnapshotMsg): Promise<void> {
       if (!wanted.has(key)) { closeListenSocket(l.token); listeners.delete(key) }
     }
     log.setLevel(snap.host.logLevel)
+    state.overload.configure(snap.host.overload)
     configureWorkerMetrics(snap.host.metrics.enabled, metricSources)
     setRuntimeLogDirectory(snap.host.logDirectory)
     configureAccessLog(snap, log)

@@ -24,6 +24,7 @@ import { problem } from './local-response.js'
 import type { BodyInspector, LocalResponse } from './policies/types.js'
 import type { UwsHttpResponse } from './uws.js'
 import { copyChunk } from './uws.js'
+import { watchBody, type WatchedBody } from './client-timeouts.js'
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 /** Response headers we never forward: hop-by-hop, and framing that uWS writes itself. */
@@ -76,8 +77,11 @@ export function forward(ex: Exchange): void {
  * no inspector applies to the request, the held chunks are pushed and the body streams as
  * in normal mode. Normal mode pays one null check per chunk for all this.
  */
-export class RequestBody extends Readable {
+export class RequestBody extends Readable implements WatchedBody {
   private paused = false
+  /** The last chunk arrived. */
+  private complete = false
+  lastDataAt = 0
   private overLimit = false
   /** First body bytes (or the end) seen: uWS has framed at least one chunk correctly. */
   private started = false
@@ -92,10 +96,26 @@ export class RequestBody extends Readable {
   /** Hold mode: how many held chunks the inspectors have seen. */
   private inspected = 0
 
-  constructor(private readonly res: UwsHttpResponse, private readonly ex: Exchange, private readonly limit: number, hold: boolean) {
+  constructor(private readonly res: UwsHttpResponse, private readonly ex: Exchange, private readonly limit: number, hold: boolean,
+    readonly idleTimeoutMs: number) {
     super({ highWaterMark: 64 * 1024 })
     this.held = hold ? [] : null
     res.onData(this.onData)
+    watchBody(this)
+  }
+
+  // ── WatchedBody (client-timeouts.ts) ──
+  get settled(): boolean { return this.complete || this.overLimit || this.destroyed || !this.ex.down.live }
+  get pausedByUs(): boolean { return this.paused }
+  refreshSocketTimer(): void {
+    if (!this.paused && this.ex.down.live) { this.res.pause(); this.res.resume() }
+  }
+  timedOut(): void {
+    if (this.settled) return
+    // Answer first: the cancellation below must find the exchange already decided.
+    sendLocal(this.ex, problem('GH_ERR_REQUEST_TIMEOUT', `no request body bytes for ${this.idleTimeoutMs} ms`))
+    this.destroy()
+    this.ex.call?.cancel()
   }
 
   /** The body is held for inspection (see the class comment). */
@@ -106,6 +126,9 @@ export class RequestBody extends Readable {
     if (this.overLimit || this.destroyed || !this.ex.down.live) return
     const n = ab.byteLength
     this.ex.bytesIn += n
+    // Exact, not coarseNow: a stale stamp would cut a client up to one sweep early.
+    this.lastDataAt = performance.now()
+    if (isLast) this.complete = true
     if (this.ex.bytesIn > this.limit) {
       this.overLimit = true
       this.held = null

@@ -37,6 +37,8 @@ export interface ListenerRuntime {
   readonly port: number
   readonly proto: 'http' | 'https'
   readonly apis: readonly ApiRuntime[]
+  readonly bodyIdleTimeoutMs: number
+  readonly sendTimeoutMs: number
 }
 
 export interface Runtime {
@@ -89,6 +91,8 @@ function buildListener(l: ListenerSnap, services: ReadonlyMap<string, ServiceRun
     port: l.port,
     proto: l.tls === null ? 'http' : 'https',
     apis: l.apis.map((a) => buildApi(a, services, ws)),
+    bodyIdleTimeoutMs: l.timeouts.bodyIdleTimeoutMs,
+    sendTimeoutMs: l.timeouts.sendTimeoutMs,
   }
 }
 

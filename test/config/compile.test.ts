@@ -76,7 +76,7 @@ describe('compiling a valid config', () => {
     const snap = await snapshotOf(fx.dir(ORDERS))
     assert.deepEqual(snap.listeners, [
       {
-        host: '0.0.0.0', port: 8081, tls: null,
+        host: '0.0.0.0', port: 8081, tls: null, timeouts: { bodyIdleTimeoutMs: 60000, sendTimeoutMs: 60000 },
         apis: [
           // Longest base path first.
           { name: 'users', basePath: '/users/v2', maxRequestBodyBytes: 16777216, preserveHost: false,
@@ -115,7 +115,7 @@ describe('compiling a valid config', () => {
         ],
       },
       {
-        host: '127.0.0.1', port: 8082, tls: null,
+        host: '127.0.0.1', port: 8082, tls: null, timeouts: { bodyIdleTimeoutMs: 60000, sendTimeoutMs: 60000 },
         apis: [{
           name: 'catalog', basePath: '', maxRequestBodyBytes: 1024, preserveHost: true,
           routes: [{ id: 'catalog/all#0', rules: [], targets: [{ service: 'catalog.all', weight: 100 }] }],
@@ -146,6 +146,25 @@ describe('compiling a valid config', () => {
     assert.deepEqual((await snapshotOf(dir)).services, {})
   })
 
+  test('client timeouts: Configuration.timeouts for every listener, Configuration.listeners overrides one', async () => {
+    const snap = await snapshotOf(fx.dir({
+      ...ORDERS,
+      'host.yaml': [
+        'apiVersion: gatehouse/v1',
+        'kind: Configuration',
+        'metadata: { name: host }',
+        'spec:',
+        '  timeouts: { bodyIdleTimeoutMs: 5000 }',
+        '  listeners:',
+        '    "127.0.0.1:8082": { timeouts: { sendTimeoutMs: 2000 } }',
+      ],
+    }))
+    assert.deepEqual(snap.listeners.map((l) => [l.port, l.timeouts]), [
+      [8081, { bodyIdleTimeoutMs: 5000, sendTimeoutMs: 60000 }],
+      [8082, { bodyIdleTimeoutMs: 5000, sendTimeoutMs: 2000 }],
+    ])
+  })
+
   test('a Service\'s response header limits are compiled as written', async () => {
     const dir = fx.dir({
       'a.yaml': [...apiHead(), '  address: http://0.0.0.0:8081', '  services: { v1: { service: backend, routes: [{}] } }', '---',
@@ -170,6 +189,7 @@ describe('compiling a valid config', () => {
       logDirectory: null,
       trustedProxies: [],
       limits: { maxUrlBytes: 4096, maxHeaderBytes: 8192, maxHeaderCount: 40 },
+      overload: { maxRequestsInFlight: 10000, maxEventLoopLagMs: 500 },
       redis: null,
       metrics: { enabled: true, address: null },
       tracing: {
@@ -194,6 +214,7 @@ describe('compiling a valid config', () => {
         '  watch: true',
         '  trustedProxies: [10.0.0.0/8, 192.168.1.1, "::1"]',
         '  limits: { maxUrlBytes: 2048 }',
+        '  overload: { maxRequestsInFlight: 64, maxEventLoopLagMs: 0 }',
       ],
     })
     assert.deepEqual((await snapshotOf(dir)).host, {
@@ -209,6 +230,7 @@ describe('compiling a valid config', () => {
       logDirectory: path.join(dir, 'logs'),
       trustedProxies: ['10.0.0.0/8', '192.168.1.1/32', '::1/128'],
       limits: { maxUrlBytes: 2048, maxHeaderBytes: 8192, maxHeaderCount: 40 },
+      overload: { maxRequestsInFlight: 64, maxEventLoopLagMs: 0 },
       redis: {
         hosts: [['127.0.0.1', 6379]], sentinelName: null, sentinelPassword: null,
         username: null, password: null, db: 2, tls: false, commandTimeoutMs: 250,

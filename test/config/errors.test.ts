@@ -234,6 +234,42 @@ const cases: Case[] = [
     expected: ['F/a.yaml:5:12: spec.workers: must be "auto" or an integer >= 1'],
   },
   {
+    title: 'overload limits: a lag threshold below the 50 ms sampling period (other than 0, off) and a negative cap are errors',
+    files: { 'a.yaml': ['apiVersion: gatehouse/v1', 'kind: Configuration', 'metadata: { name: host }', 'spec:', '  overload: { maxRequestsInFlight: -1, maxEventLoopLagMs: 20 }'] },
+    expected: [
+      'F/a.yaml:5:36: spec.overload.maxRequestsInFlight: must be >= 0',
+      'F/a.yaml:5:59: spec.overload.maxEventLoopLagMs: must be >= 50',
+    ],
+  },
+  {
+    title: 'an overload lag threshold with a unit says what it must be',
+    files: { 'a.yaml': ['apiVersion: gatehouse/v1', 'kind: Configuration', 'metadata: { name: host }', 'spec:', '  overload: { maxEventLoopLagMs: 500ms }'] },
+    expected: ['F/a.yaml:5:34: spec.overload.maxEventLoopLagMs: must be 0 (off) or an integer >= 50'],
+  },
+  {
+    title: 'client timeouts below 500 ms, and a listeners key that is not host:port, are errors',
+    files: {
+      'a.yaml': ['apiVersion: gatehouse/v1', 'kind: Configuration', 'metadata: { name: host }', 'spec:',
+        '  timeouts: { sendTimeoutMs: 100 }',
+        '  listeners: { "http://127.0.0.1:8080": {} }'],
+    },
+    expected: [
+      'F/a.yaml:5:30: spec.timeouts.sendTimeoutMs: must be >= 500',
+      'F/a.yaml:6:16: spec.listeners["http://127.0.0.1:8080"]: invalid key',
+    ],
+  },
+  {
+    title: 'a listeners key that no ApiInstance opens is an error that lists the listeners',
+    files: {
+      'a.yaml': ['apiVersion: gatehouse/v1', 'kind: Configuration', 'metadata: { name: host }', 'spec:',
+        '  listeners:',
+        '    "127.0.0.1:9999": { timeouts: { bodyIdleTimeoutMs: 1000 } }',
+        '    "[::1]:8080": { timeouts: { sendTimeoutMs: 1000 } }'],
+      'b.yaml': [...apiHead('b'), '  address: http://[::1]:8080/', '  services: { all: { endpoints: [http://10.0.0.5:8080], routes: [{}] } }'],
+    },
+    expected: ['F/a.yaml:6:23: spec.listeners["127.0.0.1:9999"]: no ApiInstance listens on 127.0.0.1:9999 (listeners: [::1]:8080)'],
+  },
+  {
     title: 'a trusted proxy that is not a CIDR is an error at the list item',
     files: { 'a.yaml': ['apiVersion: gatehouse/v1', 'kind: Configuration', 'metadata: { name: host }', 'spec:', '  trustedProxies: [10.0.0.0/8, 10.0.0.0/33]'] },
     expected: ['F/a.yaml:5:32: spec.trustedProxies[1]: must be an IP address or CIDR'],

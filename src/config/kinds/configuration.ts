@@ -27,6 +27,14 @@ const Redis = Closed({
   commandTimeoutMs: Type.Optional(Millis(250, 10)),
 })
 
+/** Client deadlines of a listener; see src/worker/client-timeouts.ts. */
+const ClientTimeouts = Closed({
+  /** No request body bytes for this long while the gateway reads the body → 408, close, upstream cancelled. */
+  bodyIdleTimeoutMs: Type.Optional(Millis(H.timeouts.bodyIdleTimeoutMs, 500)),
+  /** The client reads none of the response for this long → connection closed, upstream cancelled. */
+  sendTimeoutMs: Type.Optional(Millis(H.timeouts.sendTimeoutMs, 500)),
+})
+
 export const ConfigurationSpec = Closed({
   workers: Type.Optional(Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 1024 })], {
     default: H.workers,
@@ -82,6 +90,31 @@ export const ConfigurationSpec = Closed({
     maxUrlBytes: Type.Optional(Type.Integer({ minimum: 64, maximum: 65536, default: H.limits.maxUrlBytes })),
     maxHeaderBytes: Type.Optional(Type.Integer({ minimum: 256, maximum: 65536, default: H.limits.maxHeaderBytes })),
     maxHeaderCount: Type.Optional(Type.Integer({ minimum: 1, maximum: 47, default: H.limits.maxHeaderCount })),
+  })),
+  /**
+   * Client deadlines for every listener (src/worker/client-timeouts.ts). A request head that
+   * does not complete and an idle keep-alive connection are closed by uWS's fixed ~10 s timer
+   * (not configurable in this build).
+   */
+  timeouts: Type.Optional(ClientTimeouts),
+  /** Per-listener settings, keyed by an ApiInstance address's "host:port" (IPv6 in brackets). */
+  listeners: Type.Optional(Type.Record(Type.String({ pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]/]+):[0-9]{1,5}$' }),
+    Closed({ timeouts: Type.Optional(ClientTimeouts) }),
+    { additionalProperties: false, errorMessage: 'keys must be "host:port" of a listener, e.g. "0.0.0.0:8080" or "[::]:8443"' })),
+  /**
+   * Load shedding per worker (src/worker/overload.ts): past either limit a new request gets a
+   * prompt 503 GH_ERR_OVERLOADED with Retry-After and Connection: close. There is no
+   * connection cap: this uWS build reports no connection open/close, so open connections are
+   * bounded by maxRequestsInFlight, uWS's fixed 10 s idle timeout and the unit's LimitNOFILE.
+   */
+  overload: Type.Optional(Closed({
+    /** Requests in flight per worker; 0 = no cap. */
+    maxRequestsInFlight: Type.Optional(Type.Integer({ minimum: 0, default: H.overload.maxRequestsInFlight })),
+    /** Event-loop lag (ms) beyond which a worker sheds; 0 = off. Sampled every 50 ms, so at least 50. */
+    maxEventLoopLagMs: Type.Optional(Type.Union([Type.Literal(0), Type.Integer({ minimum: 50 })], {
+      default: H.overload.maxEventLoopLagMs,
+      errorMessage: 'must be 0 (off) or an integer >= 50',
+    })),
   })),
 })
 export type ConfigurationSpec = Static<typeof ConfigurationSpec>
