@@ -10,10 +10,11 @@
  *   reading) is dropped: the connection is closed, which cancels the upstream request.
  *
  * The pinned uWS build has a fixed ~10 s socket timer (4 s resolution) of its own that it
- * arms when a request starts and does not re-arm on body data, so any upload longer than
- * that was cut without an answer (docs/uws-parser-findings.md §15). uWS re-arms it in
- * `resume()` and disarms it in `pause()`; the sweep calls that pair for every body still
- * within its idle allowance, so the idle decision is ours and comes with a 408.
+ * arms when a request starts and re-arms only for bodies faster than ~16 KiB/s, so a
+ * slower upload longer than that was cut without an answer (docs/uws-parser-findings.md
+ * §17). uWS re-arms it in `resume()` and disarms it in `pause()`; the sweep calls that pair
+ * for every body still within its idle allowance, so the idle decision is ours and comes
+ * with a 408.
  *
  * What JS cannot see at all (no connection events in this uWS build) stays uWS's: a
  * request head that does not complete, and an idle keep-alive connection, are closed by
