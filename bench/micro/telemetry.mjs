@@ -13,7 +13,7 @@
 // Prints the best of --rounds runs per scenario and the cost over 'off', in ns per request.
 // Compare with the gateway's CPU per request (bench/telemetry.mjs prints it).
 //
-// Needs: npm run build.   Usage: node bench/micro/telemetry.mjs [--n 100000] [--rounds 5]
+// Needs: npm run build.   Usage: node bench/micro/telemetry.mjs [--n 100000] [--rounds 5] [--only log|trace|...]
 import { fork } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -86,7 +86,8 @@ if (process.argv[2] === '--sink') {
     return (c.user + c.system) * 1000 / N
   }
 
-  const SCENARIOS = ['off', 'metrics', 'log', 'trace', 'all']
+  const only = process.argv.indexOf('--only')
+  const SCENARIOS = only === -1 ? ['off', 'metrics', 'log', 'trace', 'all'] : ['off', process.argv[only + 1]]
   const best = Object.fromEntries(SCENARIOS.map((s) => [s, Infinity]))
   for (let r = 0; r < ROUNDS; r++) {
     for (const s of SCENARIOS) {
