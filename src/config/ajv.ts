@@ -131,7 +131,8 @@ function typeOf(v: unknown): string {
   if (v === null || v === undefined) return 'nothing'
   if (Array.isArray(v)) return 'a list'
   if (typeof v === 'object') return 'a mapping'
-  if (typeof v === 'number') return Number.isInteger(v) ? 'an integer' : 'a number'
+  // YAML's .nan and .inf are numbers too; "must be a number, got a number" would say nothing.
+  if (typeof v === 'number') return !Number.isFinite(v) ? String(v) : Number.isInteger(v) ? 'an integer' : 'a number'
   if (typeof v === 'boolean') return 'a boolean'
   return 'a string'
 }

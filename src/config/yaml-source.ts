@@ -53,7 +53,15 @@ export async function readConfigDir(dir: string): Promise<ReadResult> {
     files.push(file)
     const lines = new LineCounter()
     // prettyErrors off: we format positions ourselves and want one-line messages.
-    const parsed = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
+    let parsed
+    try {
+      parsed = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
+    } catch (err) {
+      // The composer recurses once per nesting level: about 800 nested collections exhaust
+      // the stack, which must be a config error, not a crash of validate/start.
+      errors.push({ file, line: 0, col: 0, path: '', message: `cannot parse YAML: ${stackExhausted(err) ? 'collections nested too deeply' : (err as Error).message}` })
+      continue
+    }
     const list = Array.isArray(parsed) ? parsed : []
     for (const doc of list) {
       const src: SourceDoc = { file, doc, lines }
@@ -73,7 +81,8 @@ export async function readConfigDir(dir: string): Promise<ReadResult> {
 function yamlError(src: SourceDoc, text: string, code: string, message: string, offset: number): ConfigError {
   const { line, col } = src.lines.linePos(offset)
   const found = pathAtOffset(src.doc.contents, offset, [])
-  let msg = message
+  // The composer sometimes catches its own stack overflow and reports it as a document error.
+  let msg = /Maximum call stack size exceeded/.test(message) ? 'collections nested too deeply' : message
   if (code === 'DUPLICATE_KEY') {
     const key = found?.key ?? text.slice(offset).match(/^[^:\n]*/)?.[0].trim() ?? ''
     msg = `duplicate key ${JSON.stringify(key)}`
@@ -137,6 +146,15 @@ export function locate(src: SourceDoc, p: DocPath, key = false): { line: number;
     offset = (node as Node).range?.[0] ?? offset
   }
   return src.lines.linePos(offset)
+}
+
+/**
+ * Out of stack: a RangeError, or whatever the operation running at that depth threw (V8
+ * reports a regex compiled there as "SyntaxError: Invalid regular expression: ...:
+ * Maximum call stack size exceeded").
+ */
+export function stackExhausted(err: unknown): boolean {
+  return err instanceof RangeError || /Maximum call stack size exceeded/.test(String((err as Error | null)?.message))
 }
 
 function errnoText(err: unknown): string {

@@ -45,10 +45,22 @@ let sConnection: string | null = null
 let sXff: string | null = null
 let sXfProto: string | null = null
 let sRequestId: string | null = null
+let sBadValue: string | null = null
+
+/**
+ * What undici refuses in a header value (its headerCharRegex, from Node's _http_common).
+ * uWS hangs up on most control characters itself (findings §6), but DEL and bytes that are
+ * not UTF-8 (which reach JS as U+FFFD) get through; undici would throw when building the
+ * upstream request, and that failed dispatch leaves its pool client marked busy for good:
+ * after connectionsPerEndpoint of them the worker queued every request to the endpoint
+ * forever. So they are refused here, with a 400, before anything is dispatched.
+ */
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/
 
 function collectHeader(k: string, v: string): void {
   sCount++
   sBytes += k.length + v.length + 4
+  if (INVALID_VALUE.test(v)) { sBadValue = k; return }
   switch (k) {
     case 'content-length': sClCount++; sCl = v; return
     case 'transfer-encoding': sTeCount++; sTe = v; return
@@ -132,7 +144,7 @@ export function makeRequestHandler(state: WorkerState, listenerKey: string): Req
     const url = req.getUrl()
     const query = req.getQuery() ?? '' // this build returns undefined when there is no query
     sHeaders = []; sBytes = 0; sCount = 0; sClCount = 0; sCl = ''; sTe = null; sTeCount = 0; sHost = ''; sHostCount = 0
-    sConnection = null; sXff = null; sXfProto = null; sRequestId = null
+    sConnection = null; sXff = null; sXfProto = null; sRequestId = null; sBadValue = null
     req.forEach(collectHeader)
     eRuntime = rt; eMethod = method; eUrl = url; eQuery = query
     // Load shedding (overload.ts): the one comparison an admitted request pays for it.
@@ -150,6 +162,7 @@ export function makeRequestHandler(state: WorkerState, listenerKey: string): Req
     if (sCount > limits.maxHeaderCount) { reject(down, 'GH_ERR_REQUEST_HEADERS_TOO_LARGE', `more than ${limits.maxHeaderCount} header fields`); return }
     if (sBytes > limits.maxHeaderBytes) { reject(down, 'GH_ERR_REQUEST_HEADERS_TOO_LARGE', `header section larger than ${limits.maxHeaderBytes} bytes`); return }
     if (method === 'TRACE' || method === 'CONNECT') { reject(down, 'GH_ERR_REQUEST_METHOD_NOT_ALLOWED', `${method} is not proxied`); return }
+    if (sBadValue !== null) { reject(down, 'GH_ERR_REQUEST_MALFORMED', `invalid character in the value of ${sBadValue}`); return }
     if (sHostCount !== 1 || sHost === '') { reject(down, 'GH_ERR_REQUEST_MALFORMED', 'exactly one non-empty Host header is required'); return }
     let contentLength = 0
     let hasBody = false

@@ -107,6 +107,17 @@ const cases: Case[] = [
     ],
   },
   {
+    title: 'an injected header value with a control character or DEL is an error (undici would refuse it on every request)',
+    files: {
+      'a.yaml': [...apiHead(), '  address: http://0.0.0.0:8081', '  services:', '    v1: { address: http://10.0.0.5:8080, routes: [{}] }', '  policies:',
+        '    - policyRef: { name: header-injection }', '      config: { requestHeaders: { x-a: "a\\x01b", x-b: "a\\x7fb", x-c: "café\\tok" } }'],
+    },
+    expected: [
+      'F/a.yaml:10:40: spec.policies[0].config.requestHeaders.x-a: must hold only visible ASCII, spaces, tabs and Latin-1 characters',
+      'F/a.yaml:10:55: spec.policies[0].config.requestHeaders.x-b: must hold only visible ASCII, spaces, tabs and Latin-1 characters',
+    ],
+  },
+  {
     title: 'a reference to a Service that does not exist is an error at the reference',
     files: { 'a.yaml': [...apiHead(), '  address: http://0.0.0.0:8081', '  services:', '    v1:', '      service: orders-backnd', route] },
     expected: ['F/a.yaml:8:16: spec.services.v1.service: Service "orders-backnd" does not exist'],

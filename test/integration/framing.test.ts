@@ -247,3 +247,41 @@ describe('request framing and limits', () => {
     assert.equal(up.requests.length, n + 1, 'the over-limit body never completes upstream')
   })
 })
+
+describe('header values undici would refuse', () => {
+  let gw: Gateway
+  let up: Upstream
+  let port: number
+  let hits = 0
+
+  before(async () => {
+    up = await startUpstream()
+    up.server.on('request', () => { hits++ })
+    port = await freePort()
+    const dir = tempDir()
+    // Two upstream connections per worker: before the fix, two refused requests wedged a worker's pool.
+    writeConfig(dir, { 'a.yaml': catchAllConfig(port, '/f', [up.origin], { service: '  connectionsPerEndpoint: 2\n' }) })
+    gw = await startGateway(dir)
+  })
+
+  after(async () => {
+    await gw?.stop()
+    await up?.close()
+  })
+
+  test('DEL and non-UTF-8 bytes in a value get 400 GH_ERR_REQUEST_MALFORMED, reach no upstream, and never wedge the pool', async () => {
+    const bad = [Buffer.from('X-A: a\x7fb\r\n', 'latin1'), Buffer.from('X-A: a\xe9b\r\n', 'latin1'), Buffer.from('User-Agent: x\xffy\r\n', 'latin1')]
+    for (let i = 0; i < 12; i++) {
+      const before = hits
+      const r = await rawRequest(port, Buffer.concat([Buffer.from('GET /f/x HTTP/1.1\r\nHost: t\r\n'), bad[i % bad.length]!, Buffer.from('Connection: close\r\n\r\n')]))
+      assert.equal(statusOf(r.text), 400, `case ${i % bad.length}: ${r.text.slice(0, 40)}`)
+      assert.equal(JSON.parse(r.text.slice(r.text.indexOf('\r\n\r\n') + 4)).code, 'GH_ERR_REQUEST_MALFORMED')
+      assert.equal(hits, before, 'nothing reached the upstream')
+    }
+    // More refusals than both workers have pool connections: every valid request is still proxied.
+    for (let i = 0; i < 6; i++) {
+      const r = await rawRequest(port, 'GET /f/ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n', 3000)
+      assert.equal(statusOf(r.text), 200, `valid request ${i}: ${r.text.slice(0, 80) || '(no response)'}`)
+    }
+  })
+})

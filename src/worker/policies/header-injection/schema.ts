@@ -1,8 +1,13 @@
 /** header-injection options. Pure data: safe for the primary to import. @module */
 import { Type, type Static } from '@sinclair/typebox'
 
-const HeaderMap = Type.Record(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.String({ pattern: '^[^\\r\\n\\0]*$' }), {
-  // uWS writes header values verbatim: CR/LF would inject headers (docs/uws-parser-findings.md §16).
+const HeaderMap = Type.Record(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.String({
+  pattern: '^[\\t\\x20-\\x7e\\x80-\\xff]*$',
+  errorMessage: 'must hold only visible ASCII, spaces, tabs and Latin-1 characters',
+}), {
+  // uWS writes response header values verbatim: CR/LF would inject headers (docs/uws-parser-
+  // findings.md §16); undici refuses any other control character, DEL or a character above
+  // U+00FF in request headers, on every request.
   description: 'header name → value',
   additionalProperties: false,
 })
