@@ -9,6 +9,12 @@
  * through chunked `write`. When uWS reports backpressure the producer is paused through
  * `onBackpressure` and resumed from `onWritable` once the saved slice is out (§3.6).
  *
+ * The head of a streamed response waits for its first body bytes, at most until the
+ * current parse ends (a microtask): undici parses a small upstream response's head, body
+ * and end in one go, so head and body leave in one send(2) instead of two, measured as
+ * one syscall of ~6 per proxied request. A head whose body comes later (a slow upstream,
+ * SSE) goes out alone at the end of that parse, as before.
+ *
  * @module
  */
 import type { UwsHttpResponse } from './uws.js'
@@ -51,6 +57,8 @@ export class Downstream {
   sendTimeoutMs = 60_000
   /** performance.now() since when writes have made no progress; 0 while writable. */
   stalledSince = 0
+  /** A streamed response's head not written yet (see the module comment); null once out. */
+  private head: { status: string; headers: HeaderValue[] } | null = null
 
   constructor(readonly res: UwsHttpResponse) {
     // One onAborted per response; everything fans out from here (§3.2).
@@ -92,26 +100,45 @@ export class Downstream {
     const res = this.res
     this.status = status
     this.total = contentLength
+    const statusText2 = statusText ? `${status} ${statusText}` : statusLine(status)
+    if (!noBody && contentLength !== 0) {
+      this.state = DownState.Streaming
+      this.head = { status: statusText2, headers }
+      queueMicrotask(this.flushHead)
+      res.onWritable(this.onWritable)
+      return
+    }
     res.cork(() => {
-      res.writeStatus(statusText ? `${status} ${statusText}` : statusLine(status))
-      for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i] as string, headers[i + 1]!)
-      if (this.closeConnection || drainSignal.draining) res.writeHeader('connection', 'close')
+      this.writeHead(statusText2, headers)
       if (noBody) {
         this.state = DownState.Done
         // HEAD keeps the upstream's length. endWithoutBody(n) would leave uWS waiting for n
         // bytes and kill the next request on the connection; the header + bare call does not.
         if (contentLength >= 0 && status !== 204 && status !== 304) res.writeHeader('content-length', String(contentLength))
         res.endWithoutBody()
-      } else if (contentLength === 0) {
+      } else {
         this.state = DownState.Done
         res.end()
-      } else {
-        this.state = DownState.Streaming
       }
     })
-    // (re-read: the cork callback changed it, which TS's narrowing cannot see)
-    if ((this.state as DownState) === DownState.Done) this.listener?.onResponseDone()
-    else res.onWritable(this.onWritable)
+    this.listener?.onResponseDone()
+  }
+
+  /** Status line and headers, inside a cork. */
+  private writeHead(status: string, headers: HeaderValue[]): void {
+    const res = this.res
+    res.writeStatus(status)
+    for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i] as string, headers[i + 1]!)
+    if (this.closeConnection || drainSignal.draining) res.writeHeader('connection', 'close')
+  }
+
+  /** The head alone, when no body bytes came in the parse that brought it. */
+  private flushHead = (): void => {
+    const head = this.head
+    if (head === null) return
+    this.head = null
+    if (this.state !== DownState.Streaming) return
+    this.res.cork(() => { this.writeHead(head.status, head.headers) })
   }
 
   /** Sends one body chunk. Returns false when the producer must pause. */
@@ -121,7 +148,10 @@ export class Downstream {
     this.bytesOut += buf.length
     let ok = true
     let done = false
+    const head = this.head
+    this.head = null
     res.cork(() => {
+      if (head !== null) this.writeHead(head.status, head.headers)
       if (this.total >= 0) {
         const offset = res.getWriteOffset()
         const r = res.tryEnd(buf, this.total)
@@ -156,7 +186,12 @@ export class Downstream {
       return
     }
     this.state = DownState.Done
-    res.cork(() => { res.end() })
+    const head = this.head
+    this.head = null
+    res.cork(() => {
+      if (head !== null) this.writeHead(head.status, head.headers)
+      res.end()
+    })
     this.listener?.onResponseDone()
   }
 

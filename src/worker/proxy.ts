@@ -299,8 +299,9 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
         if (name === 'content-length') { contentLength = Number(value.toString()); continue }
         if (name === 'connection') { connection = value.toString(); continue }
         if (DROP_RESPONSE.has(name)) continue
-        // No copy: the values are written to uWS before this call returns (down.start corks
-        // them into its own buffer), and nothing reads them after.
+        // No copy: the values are written to uWS (which copies them) with the first body
+        // bytes or at the end of this parse at the latest (Downstream.start), and the
+        // buffers are views of the socket chunk being parsed, which nothing reuses.
         headers.push(name, value)
       }
     }
