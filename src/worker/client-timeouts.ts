@@ -8,6 +8,9 @@
  *   the gateway itself paused the client (upstream backpressure) does not count.
  * - send: a response that cannot be written for `sendTimeoutMs` (the client stopped
  *   reading) is dropped: the connection is closed, which cancels the upstream request.
+ *   A client that reads slowly but steadily is served however long it takes: uWS's own
+ *   timer, which would cut any response draining slower than ~16 KiB/s after ~10 s, is
+ *   re-armed the same way as for bodies.
  *
  * The pinned uWS build has a fixed ~10 s socket timer (4 s resolution) of its own that it
  * arms when a request starts and re-arms only for bodies faster than ~16 KiB/s, so a
@@ -52,7 +55,7 @@ const REFRESH_MS = 2000
 let coarseNow = performance.now()
 
 const bodies = new Set<WatchedBody>()
-const refreshedAt = new WeakMap<WatchedBody, number>()
+const refreshedAt = new WeakMap<object, number>()
 const sends = new Set<Downstream>()
 let timer: NodeJS.Timeout | null = null
 
@@ -72,6 +75,7 @@ export function watchBody(b: WatchedBody): void {
 export function watchSend(d: Downstream): void {
   arm()
   d.stalledSince = coarseNow
+  if (!sends.has(d)) refreshedAt.set(d, coarseNow)
   sends.add(d)
 }
 
@@ -86,7 +90,8 @@ function sweep(): void {
   for (const d of sends) {
     if (!d.live) { sends.delete(d); continue }
     if (d.stalledSince === 0) { sends.delete(d); continue }
-    if (now - d.stalledSince >= d.sendTimeoutMs) { sends.delete(d); d.abort() }
+    if (now - d.stalledSince >= d.sendTimeoutMs) { sends.delete(d); d.abort(); continue }
+    if (now - (refreshedAt.get(d) ?? 0) >= REFRESH_MS) { refreshedAt.set(d, now); d.refreshSocketTimer() }
   }
   if (bodies.size === 0 && sends.size === 0 && timer !== null) { clearInterval(timer); timer = null }
 }

@@ -57,6 +57,8 @@ export class Downstream {
   sendTimeoutMs = 60_000
   /** performance.now() since when writes have made no progress; 0 while writable. */
   stalledSince = 0
+  /** The request body reader paused the client (RequestBody): refreshSocketTimer must not resume it. */
+  readPaused = false
   /** A streamed response's head not written yet (see the module comment); null once out. */
   private head: { status: string; headers: HeaderValue[] } | null = null
 
@@ -122,6 +124,15 @@ export class Downstream {
       }
     })
     this.listener?.onResponseDone()
+  }
+
+  /**
+   * Re-arms uWS's socket timer (pause + resume, findings §17): it cuts a response that
+   * drains slower than ~16 KiB/s after ~10 s, although the client still reads; while the
+   * client makes progress within sendTimeoutMs, the decision is ours (client-timeouts.ts).
+   */
+  refreshSocketTimer(): void {
+    if (this.live && !this.readPaused) { this.res.pause(); this.res.resume() }
   }
 
   /** Status line and headers, inside a cork. */

@@ -152,7 +152,7 @@ export class RequestBody extends Readable implements WatchedBody {
       if (this.startPending) { this.startPending = false; this.ex.call?.start() }
     }
     if (isLast) { this.push(null); return }
-    if (!more && !this.paused) { this.paused = true; this.res.pause() }
+    if (!more && !this.paused) { this.paused = true; this.ex.down.readPaused = true; this.res.pause() }
   }
 
   /**
@@ -201,7 +201,7 @@ export class RequestBody extends Readable implements WatchedBody {
     let more = true
     for (let i = 0; i < held.length; i++) more = this.push(held[i]!)
     if (this.heldLast) this.push(null)
-    else if (!more) { this.paused = true; this.res.pause() }
+    else if (!more) { this.paused = true; this.ex.down.readPaused = true; this.res.pause() }
     if (held.length > 0 || this.heldLast) this.started = true
     this.startWhenReady()
   }
@@ -218,7 +218,7 @@ export class RequestBody extends Readable implements WatchedBody {
   }
 
   override _read(): void {
-    if (this.paused && this.ex.down.live) { this.paused = false; this.res.resume() }
+    if (this.paused && this.ex.down.live) { this.paused = false; this.ex.down.readPaused = false; this.res.resume() }
   }
 }
 

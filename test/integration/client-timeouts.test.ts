@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import net from 'node:net'
 import http from 'node:http'
-import { catchAllConfig, freePort, startGateway, tempDir, waitFor, writeConfig, type Gateway } from '../helpers/gateway.js'
+import { apiYaml, catchAllConfig, freePort, startGateway, tempDir, waitFor, writeConfig, type Gateway } from '../helpers/gateway.js'
 
 /*
  * Slow and idle clients against the real gateway (primary + 2 workers) and real sockets:
@@ -16,6 +16,8 @@ import { catchAllConfig, freePort, startGateway, tempDir, waitFor, writeConfig, 
  */
 const BODY_IDLE_MS = 1000
 const SEND_MS = 1000
+/** The second listener's sendTimeoutMs (a Configuration.listeners override). */
+const SLOW_LISTENER_SEND_MS = 30_000
 const UWS_TIMER_MAX_MS = 12_000
 const GRACE_MS = 1000
 
@@ -25,6 +27,7 @@ describe('client timeouts', () => {
   let gw: Gateway
   let up: http.Server
   let port: number
+  let slowPort: number
   let dir: string
   const seen: Seen[] = []
 
@@ -50,8 +53,15 @@ describe('client timeouts', () => {
     })
     const upPort = await new Promise<number>((r) => up.listen(0, '127.0.0.1', () => r((up.address() as net.AddressInfo).port)))
     port = await freePort()
+    slowPort = await freePort()
     dir = tempDir()
-    writeConfig(dir, { 'gw.yaml': catchAllConfig(port, '/', [`http://127.0.0.1:${upPort}`], { host: `  timeouts: { bodyIdleTimeoutMs: ${BODY_IDLE_MS}, sendTimeoutMs: ${SEND_MS} }\n` }) })
+    writeConfig(dir, {
+      'gw.yaml': catchAllConfig(port, '/', [`http://127.0.0.1:${upPort}`], {
+        host: `  timeouts: { bodyIdleTimeoutMs: ${BODY_IDLE_MS}, sendTimeoutMs: ${SEND_MS} }\n` +
+          `  listeners: { "127.0.0.1:${slowPort}": { timeouts: { sendTimeoutMs: ${SLOW_LISTENER_SEND_MS} } } }\n`,
+      }),
+      'slow.yaml': apiYaml('slow', slowPort, '/', '    all:\n      service: s\n      routes: [{ rules: [{ path: (/.*) }] }]\n'),
+    })
     gw = await startGateway(dir)
   })
 
@@ -63,11 +73,11 @@ describe('client timeouts', () => {
   })
 
   /** A raw connection: what arrived, and when it closed (ms since `t0`, set by the caller). */
-  function connect(): Promise<{ sock: net.Socket; text: () => string; bytes: () => number; closed: Promise<number> }> {
+  function connect(to = port): Promise<{ sock: net.Socket; text: () => string; bytes: () => number; closed: Promise<number> }> {
     return new Promise((resolve) => {
       let text = ''
       let bytes = 0
-      const sock = net.connect(port, '127.0.0.1', () => resolve({ sock, text: () => text, bytes: () => bytes, closed }))
+      const sock = net.connect(to, '127.0.0.1', () => resolve({ sock, text: () => text, bytes: () => bytes, closed }))
       const closed = new Promise<number>((r) => sock.on('close', () => r(Date.now())))
       sock.on('data', (d: Buffer) => { bytes += d.length; if (text.length < 4096) text += d.toString('latin1') })
       sock.on('error', () => {})
@@ -123,6 +133,30 @@ describe('client timeouts', () => {
     c.sock.resume()
     await c.closed
     assert.ok(c.bytes() < 256 * 1024 * 1024, `client got ${c.bytes()} bytes`)
+  })
+
+  test('a client that reads slowly but steadily keeps being served past uWS\'s own ~10 s socket timer (on a listener whose sendTimeoutMs is overridden)', async () => {
+    const before = seen.length
+    const c = await connect(slowPort)
+    c.sock.pause()
+    c.sock.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n')
+    const up = await waitFor('the upstream response', () => seen.slice(before).find((x) => x.url === '/big'))
+    // 16 KiB every 166 ms (~97 KiB/s): progress within this listener's 30 s send timeout (the
+    // default listener's 1 s would drop it: with megabytes of client socket buffer, TCP window
+    // updates reach the gateway in bursts seconds apart), but slower than what re-arms uWS's
+    // timer by itself, which used to cut such a client after ~11.8 s.
+    // The client's own socket buffer holds megabytes, so the cut shows first upstream: the
+    // gateway cancels the upstream response when it drops the client.
+    let got = 0
+    const startedAt = Date.now()
+    while (Date.now() - startedAt < 14_000) {
+      await new Promise((r) => setTimeout(r, 166))
+      assert.equal(up.closedAt, 0, `the gateway dropped the client ${up.closedAt - startedAt} ms after the request (read ${got} bytes)`)
+      const d = c.sock.read(16 * 1024) as Buffer | null
+      if (d !== null) got += d.length
+    }
+    assert.ok(got > 1024 * 1024, `read ${got} bytes`)
+    c.sock.destroy()
   })
 
   test('a request head that never completes, and an idle keep-alive connection, are closed by uWS\'s timer with no response', async () => {
