@@ -188,6 +188,7 @@ function hostSnap(c: ConfigurationSpec, opts: CompileOptions): HostSnap {
       maxUrlBytes: c.limits?.maxUrlBytes ?? H.limits.maxUrlBytes,
       maxHeaderBytes: c.limits?.maxHeaderBytes ?? H.limits.maxHeaderBytes,
       maxHeaderCount: c.limits?.maxHeaderCount ?? H.limits.maxHeaderCount,
+      requestBufferBytes: c.limits?.requestBufferBytes ?? H.limits.requestBufferBytes,
     },
     overload: {
       maxRequestsInFlight: c.overload?.maxRequestsInFlight ?? H.overload.maxRequestsInFlight,

@@ -45,7 +45,11 @@ export const DEFAULTS = {
     // Bounded by the pinned uWS build (docs/uws-parser-findings.md): it never dispatches a
     // request with more than 48 header fields (so our 431 must act below that), and closes a
     // header section over 4096 bytes that arrives in more than one read.
-    limits: { maxUrlBytes: 4096, maxHeaderBytes: 8192, maxHeaderCount: 40 },
+    // requestBufferBytes: a body streamed upstream holds an upstream connection for as long as
+    // the client takes to send it, so slow uploads could occupy every connection to a service
+    // (bench/slowloris.mjs -B); bodies up to 64 KiB are read whole first, like nginx's
+    // proxy_request_buffering (whose client_body_buffer_size is 8–16 KiB, spilling to disk).
+    limits: { maxUrlBytes: 4096, maxHeaderBytes: 8192, maxHeaderCount: 40, requestBufferBytes: 65_536 },
     // Load shedding per worker (src/worker/overload.ts). 10,000 in flight: by Little's law a
     // worker at a healthy 20k req/s and 50 ms upstream latency holds ~1,000, so the cap only
     // bites when upstreams stall (15 s responseMs × 700 req/s already exceeds it) and bounds

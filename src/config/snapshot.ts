@@ -136,6 +136,8 @@ export interface LimitsSnap {
   maxHeaderBytes: number
   /** Max header count → 431 beyond. */
   maxHeaderCount: number
+  /** Request bodies with a Content-Length up to this are read whole before the upstream request starts; 0 = always stream. */
+  requestBufferBytes: number
 }
 
 /** Load shedding per worker (src/worker/overload.ts). */

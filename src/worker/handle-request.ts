@@ -207,7 +207,10 @@ export function makeRequestHandler(state: WorkerState, listenerKey: string): Req
     state.inFlight++
     // uWS hands body chunks right after this handler returns: the reader must exist now.
     // An API with body inspectors holds bodies until they passed (RequestBody hold mode).
-    if (hasBody) ex.body = new RequestBody(res, ex, api.maxRequestBodyBytes, api.chain.body !== null, lr.bodyIdleTimeoutMs)
+    if (hasBody) {
+      const bufferAll = contentLength > 0 && contentLength <= limits.requestBufferBytes
+      ex.body = new RequestBody(res, ex, api.maxRequestBodyBytes, api.chain.body !== null || bufferAll, lr.bodyIdleTimeoutMs, bufferAll)
+    }
 
     if (!selectRoute(api, ex)) { sendLocal(ex, problem('GH_ERR_ROUTE_NOT_FOUND')); return }
     if (channels.requestStart.hasSubscribers) channels.requestStart.publish(ex)

@@ -59,7 +59,7 @@ export function forward(ex: Exchange): void {
   const call = new UpstreamCall(ex, ep)
   const body = ex.body
   if (body === null) call.start()
-  else if (body.holding) body.inspectWith(bodyInspectors(ex.api!.chain.body!, ex))
+  else if (body.holding) body.inspectWith(ex.api!.chain.body === null ? [] : bodyInspectors(ex.api!.chain.body, ex))
   else body.startWhenReady()
 }
 
@@ -75,7 +75,9 @@ export function forward(ex: Exchange): void {
  * the last chunk passed every inspector's `write` and `end` are the held chunks pushed and
  * the upstream call started; a rejection answers locally and nothing goes upstream. When
  * no inspector applies to the request, the held chunks are pushed and the body streams as
- * in normal mode. Normal mode pays one null check per chunk for all this.
+ * in normal mode, unless `bufferAll` (a small body, limits.requestBufferBytes): then the
+ * whole body is held, as if by an inspector that passes everything, before the upstream
+ * call starts. Normal mode pays one null check per chunk for all this.
  */
 export class RequestBody extends Readable implements WatchedBody {
   private paused = false
@@ -96,8 +98,13 @@ export class RequestBody extends Readable implements WatchedBody {
   /** Hold mode: how many held chunks the inspectors have seen. */
   private inspected = 0
 
+  /**
+   * @param hold the API has body inspectors, or `bufferAll`
+   * @param bufferAll read the whole body before the upstream request starts (small bodies,
+   *   limits.requestBufferBytes): a slow client then never holds an upstream connection
+   */
   constructor(private readonly res: UwsHttpResponse, private readonly ex: Exchange, private readonly limit: number, hold: boolean,
-    readonly idleTimeoutMs: number) {
+    readonly idleTimeoutMs: number, private readonly bufferAll = false) {
     super({ highWaterMark: 64 * 1024 })
     this.held = hold ? [] : null
     res.onData(this.onData)
@@ -160,7 +167,7 @@ export class RequestBody extends Readable implements WatchedBody {
    * far and everything after; with no inspector for this request, stream as usual.
    */
   inspectWith(inspectors: BodyInspector[]): void {
-    if (inspectors.length === 0) { this.release(); return }
+    if (inspectors.length === 0 && !this.bufferAll) { this.release(); return }
     this.inspectors = inspectors
     this.inspect()
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import net from 'node:net'
 import http from 'node:http'
-import { apiYaml, catchAllConfig, freePort, startGateway, tempDir, waitFor, writeConfig, type Gateway } from '../helpers/gateway.js'
+import { apiYaml, catchAllConfig, freePort, rawRequest, startGateway, tempDir, waitFor, writeConfig, type Gateway } from '../helpers/gateway.js'
 
 /*
  * Slow and idle clients against the real gateway (primary + 2 workers) and real sockets:
@@ -87,7 +87,8 @@ describe('client timeouts', () => {
   test('a request body that stalls gets 408 GH_ERR_REQUEST_TIMEOUT within the timeout + 1 s, and the upstream request is cancelled', async () => {
     const before = seen.length
     const c = await connect()
-    c.sock.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n0123456789')
+    // Larger than limits.requestBufferBytes (64 KiB): streamed, so the upstream request is open.
+    c.sock.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n0123456789')
     const stalledAt = Date.now()
     const closedAt = await c.closed
     const head = c.text().split('\r\n\r\n')[0]!
@@ -172,5 +173,56 @@ describe('client timeouts', () => {
     assert.ok(partialClosed - partialAt <= UWS_TIMER_MAX_MS + GRACE_MS, `head timeout after ${partialClosed - partialAt} ms`)
     assert.ok(idleClosed - idleAt <= UWS_TIMER_MAX_MS + GRACE_MS, `keep-alive idle close after ${idleClosed - idleAt} ms`)
     assert.equal(idle.text().split('HTTP/1.1 ').length - 1, 1, 'exactly one response on the idle connection')
+  })
+})
+
+describe('slow uploads and upstream connections', () => {
+  let gw: Gateway
+  let up: http.Server
+  let port: number
+  let dir: string
+  const bodies: number[] = []
+
+  before(async () => {
+    up = http.createServer((req, res) => {
+      let n = 0
+      req.on('data', (d: Buffer) => { n += d.length })
+      req.on('end', () => { if (req.method === 'POST') bodies.push(n); res.end(`got ${n}`) })
+    })
+    const upPort = await new Promise<number>((r) => up.listen(0, '127.0.0.1', () => r((up.address() as net.AddressInfo).port)))
+    port = await freePort()
+    dir = tempDir()
+    // One upstream connection per worker: a streamed slow upload would take it for its whole body.
+    writeConfig(dir, { 'gw.yaml': catchAllConfig(port, '/', [`http://127.0.0.1:${upPort}`], { service: '  connectionsPerEndpoint: 1\n' }) })
+    gw = await startGateway(dir)
+  })
+
+  after(async () => {
+    await gw?.stop()
+    up?.closeAllConnections()
+    await new Promise((r) => up?.close(r))
+    if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  test('small bodies are read whole before the upstream request: slow uploads hold no upstream connection, other requests are served meanwhile', async () => {
+    const slow: net.Socket[] = []
+    for (let i = 0; i < 4; i++) {
+      const s = net.connect(port, '127.0.0.1')
+      s.on('error', () => {})
+      await new Promise((r) => s.once('connect', r))
+      s.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\nConnection: close\r\n\r\n0123456789')
+      slow.push(s)
+    }
+    const replies = slow.map((s) => new Promise<string>((r) => { let t = ''; s.on('data', (d: Buffer) => { t += d.toString('latin1') }); s.on('close', () => r(t)) }))
+    await new Promise((r) => setTimeout(r, 300))
+    for (let i = 0; i < 4; i++) {
+      const r = await rawRequest(port, 'GET /quick HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 3000)
+      assert.match(r.text, /^HTTP\/1\.1 200 /, `GET ${i} while 4 uploads are pending: ${r.text.slice(0, 60) || '(no response)'}`)
+    }
+    assert.deepEqual(bodies, [], 'no upload reached the upstream before its body was complete')
+    for (const s of slow) s.write('x'.repeat(40))
+    const texts = await Promise.all(replies)
+    for (const t of texts) assert.match(t, /^HTTP\/1\.1 200 [\s\S]*got 50$/)
+    assert.deepEqual(bodies, [50, 50, 50, 50])
   })
 })

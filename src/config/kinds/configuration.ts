@@ -90,6 +90,8 @@ export const ConfigurationSpec = Closed({
     maxUrlBytes: Type.Optional(Type.Integer({ minimum: 64, maximum: 65536, default: H.limits.maxUrlBytes })),
     maxHeaderBytes: Type.Optional(Type.Integer({ minimum: 256, maximum: 65536, default: H.limits.maxHeaderBytes })),
     maxHeaderCount: Type.Optional(Type.Integer({ minimum: 1, maximum: 47, default: H.limits.maxHeaderCount })),
+    /** Bodies with a Content-Length up to this are read whole before going upstream; 0 = always stream. */
+    requestBufferBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 16 * 1024 * 1024, default: H.limits.requestBufferBytes })),
   })),
   /**
    * Client deadlines for every listener (src/worker/client-timeouts.ts). A request head that
