@@ -101,16 +101,13 @@ function sweep(): void {
     if (!d.live) { sends.delete(d); continue }
     if (d.stalledSince === 0) { sends.delete(d); continue }
     if (now - d.stalledSince >= d.sendTimeoutMs) { sends.delete(d); d.abort(); continue }
-    // The rate counts from the last re-arm, not the last check: TCP window updates from a
-    // client with a large receive buffer arrive in bursts seconds apart.
     const since = refreshedAt.get(d) ?? 0
     if (now - since >= REFRESH_MS) {
       const offset = d.writeOffset()
-      if ((offset - (offsetAt.get(d) ?? 0)) * 1000 / (now - since) >= MIN_SEND_BYTES_PER_S) {
-        refreshedAt.set(d, now)
-        offsetAt.set(d, offset)
-        d.refreshSocketTimer()
-      }
+      const rate = (offset - (offsetAt.get(d) ?? 0)) * 1000 / (now - since)
+      refreshedAt.set(d, now)
+      offsetAt.set(d, offset)
+      if (rate >= MIN_SEND_BYTES_PER_S) d.refreshSocketTimer()
     }
   }
   if (bodies.size === 0 && sends.size === 0 && timer !== null) { clearInterval(timer); timer = null }
