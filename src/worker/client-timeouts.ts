@@ -8,9 +8,9 @@
  *   the gateway itself paused the client (upstream backpressure) does not count.
  * - send: a response that cannot be written for `sendTimeoutMs` (the client stopped
  *   reading) is dropped: the connection is closed, which cancels the upstream request.
- *   A client that reads slowly but steadily (at least 1 KiB/s) is served however long it
- *   takes: uWS's own timer, which would cut any response draining slower than ~16 KiB/s
- *   after ~10 s, is re-armed the same way as for bodies.
+ *   A client that reads slowly but steadily is served however long it takes: uWS's own
+ *   timer, which would cut any response draining slower than ~16 KiB/s after ~10 s, is
+ *   re-armed the same way as for bodies.
  *
  * The pinned uWS build has a fixed ~10 s socket timer (4 s resolution) of its own that it
  * arms when a request starts and re-arms only for bodies faster than ~16 KiB/s, so a
@@ -50,22 +50,12 @@ export interface WatchedBody {
 export const SWEEP_MS = 250
 /** Re-arm uWS's timer this often per watched body (it fires 8–12 s after arming). */
 const REFRESH_MS = 2000
-/**
- * A backpressured response's timer is re-armed only while the client reads at least this
- * fast. Below it, uWS's timer cuts the connection 8–12 s later, as it always did: a reader
- * that trickles (slowhttptest -X reads 32 B/s through a tiny window) would otherwise hold
- * its upstream connection for as long as it likes, since every trickle counts as progress
- * for sendTimeoutMs. Apache's mod_reqtimeout uses 500 B/s for the same purpose.
- */
-const MIN_SEND_BYTES_PER_S = 1024
 
 /** performance.now() as of the last sweep or watch(). */
 let coarseNow = performance.now()
 
 const bodies = new Set<WatchedBody>()
 const refreshedAt = new WeakMap<object, number>()
-/** Per watched response: its write offset at the last refresh. */
-const offsetAt = new WeakMap<Downstream, number>()
 const sends = new Set<Downstream>()
 let timer: NodeJS.Timeout | null = null
 
@@ -85,7 +75,7 @@ export function watchBody(b: WatchedBody): void {
 export function watchSend(d: Downstream): void {
   arm()
   d.stalledSince = coarseNow
-  if (!sends.has(d)) { refreshedAt.set(d, coarseNow); offsetAt.set(d, d.writeOffset()) }
+  if (!sends.has(d)) refreshedAt.set(d, coarseNow)
   sends.add(d)
 }
 
@@ -101,14 +91,7 @@ function sweep(): void {
     if (!d.live) { sends.delete(d); continue }
     if (d.stalledSince === 0) { sends.delete(d); continue }
     if (now - d.stalledSince >= d.sendTimeoutMs) { sends.delete(d); d.abort(); continue }
-    const since = refreshedAt.get(d) ?? 0
-    if (now - since >= REFRESH_MS) {
-      const offset = d.writeOffset()
-      const rate = (offset - (offsetAt.get(d) ?? 0)) * 1000 / (now - since)
-      refreshedAt.set(d, now)
-      offsetAt.set(d, offset)
-      if (rate >= MIN_SEND_BYTES_PER_S) d.refreshSocketTimer()
-    }
+    if (now - (refreshedAt.get(d) ?? 0) >= REFRESH_MS) { refreshedAt.set(d, now); d.refreshSocketTimer() }
   }
   if (bodies.size === 0 && sends.size === 0 && timer !== null) { clearInterval(timer); timer = null }
 }

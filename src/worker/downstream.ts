@@ -135,11 +135,6 @@ export class Downstream {
     if (this.live && !this.readPaused) { this.res.pause(); this.res.resume() }
   }
 
-  /** Bytes of this response uWS has written to the socket so far. */
-  writeOffset(): number {
-    return this.live ? this.res.getWriteOffset() : 0
-  }
-
   /** Status line and headers, inside a cork. */
   private writeHead(status: string, headers: HeaderValue[]): void {
     const res = this.res

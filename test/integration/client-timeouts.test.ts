@@ -160,20 +160,6 @@ describe('client timeouts', () => {
     c.sock.destroy()
   })
 
-  test('a client that reads (next to) nothing is cut by uWS\'s timer, not kept until a long sendTimeoutMs', async () => {
-    const before = seen.length
-    const c = await connect(slowPort)
-    c.sock.pause() // never reads: its socket buffers fill, and the gateway's write offset stops
-    c.sock.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n')
-    const up = await waitFor('the upstream to be cancelled', () => seen.slice(before).find((x) => x.url === '/big' && x.closedAt > 0), 30_000)
-    // Below 1 KiB/s the sweep stops re-arming uWS's timer, which fires 8–12 s after it was
-    // last armed; this listener's 30 s send timeout would come much later.
-    const took = up.closedAt - up.lastDrainAt
-    assert.ok(took <= UWS_TIMER_MAX_MS + 2000 + GRACE_MS, `upstream cancelled ${took} ms after the gateway's last read`)
-    assert.equal(up.finished, false)
-    c.sock.destroy()
-  })
-
   test('a request head that never completes, and an idle keep-alive connection, are closed by uWS\'s timer with no response', async () => {
     const partial = await connect()
     partial.sock.write('GET / HTTP/1.1\r\nHost: x\r\n') // no blank line: the head never ends
