@@ -47,7 +47,7 @@ export interface WatchedBody {
 }
 
 /** How often the sweep runs: the precision of every deadline here. */
-export const SWEEP_MS = 250
+const SWEEP_MS = 250
 /** Re-arm uWS's timer this often per watched body (it fires 8–12 s after arming). */
 const REFRESH_MS = 2000
 
@@ -94,9 +94,4 @@ function sweep(): void {
     if (now - (refreshedAt.get(d) ?? 0) >= REFRESH_MS) { refreshedAt.set(d, now); d.refreshSocketTimer() }
   }
   if (bodies.size === 0 && sends.size === 0 && timer !== null) { clearInterval(timer); timer = null }
-}
-
-/** For tests and /status: how many bodies and stalled responses are being watched. */
-export function watchedCounts(): { bodies: number; sends: number } {
-  return { bodies: bodies.size, sends: sends.size }
 }

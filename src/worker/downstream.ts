@@ -59,8 +59,10 @@ export class Downstream {
   stalledSince = 0
   /** The request body reader paused the client (RequestBody): refreshSocketTimer must not resume it. */
   readPaused = false
-  /** A streamed response's head not written yet (see the module comment); null once out. */
-  private head: { status: string; headers: HeaderValue[] } | null = null
+  /** A streamed response's status line not written yet (see the module comment); null once out. */
+  private headStatus: string | null = null
+  /** Its headers, while headStatus is set (two fields: no object per response). */
+  private headHeaders: HeaderValue[] | null = null
 
   constructor(readonly res: UwsHttpResponse) {
     // One onAborted per response; everything fans out from here (§3.2).
@@ -102,16 +104,17 @@ export class Downstream {
     const res = this.res
     this.status = status
     this.total = contentLength
-    const statusText2 = statusText ? `${status} ${statusText}` : statusLine(status)
+    const line = statusText ? `${status} ${statusText}` : statusLine(status)
     if (!noBody && contentLength !== 0) {
       this.state = DownState.Streaming
-      this.head = { status: statusText2, headers }
+      this.headStatus = line
+      this.headHeaders = headers
       queueMicrotask(this.flushHead)
       res.onWritable(this.onWritable)
       return
     }
     res.cork(() => {
-      this.writeHead(statusText2, headers)
+      this.writeHead(line, headers)
       if (noBody) {
         this.state = DownState.Done
         // HEAD keeps the upstream's length. endWithoutBody(n) would leave uWS waiting for n
@@ -143,13 +146,21 @@ export class Downstream {
     if (this.closeConnection || drainSignal.draining) res.writeHeader('connection', 'close')
   }
 
+  /** Inside a cork: the pending head, if any, goes out (ahead of whatever follows it). */
+  private writePendingHead(): void {
+    const status = this.headStatus
+    if (status === null) return
+    const headers = this.headHeaders!
+    this.headStatus = null
+    this.headHeaders = null
+    this.writeHead(status, headers)
+  }
+
   /** The head alone, when no body bytes came in the parse that brought it. */
   private flushHead = (): void => {
-    const head = this.head
-    if (head === null) return
-    this.head = null
-    if (this.state !== DownState.Streaming) return
-    this.res.cork(() => { this.writeHead(head.status, head.headers) })
+    if (this.headStatus === null) return
+    if (this.state !== DownState.Streaming) { this.headStatus = null; this.headHeaders = null; return }
+    this.res.cork(() => { this.writePendingHead() })
   }
 
   /** Sends one body chunk. Returns false when the producer must pause. */
@@ -159,10 +170,8 @@ export class Downstream {
     this.bytesOut += buf.length
     let ok = true
     let done = false
-    const head = this.head
-    this.head = null
     res.cork(() => {
-      if (head !== null) this.writeHead(head.status, head.headers)
+      this.writePendingHead()
       if (this.total >= 0) {
         const offset = res.getWriteOffset()
         const r = res.tryEnd(buf, this.total)
@@ -197,10 +206,8 @@ export class Downstream {
       return
     }
     this.state = DownState.Done
-    const head = this.head
-    this.head = null
     res.cork(() => {
-      if (head !== null) this.writeHead(head.status, head.headers)
+      this.writePendingHead()
       res.end()
     })
     this.listener?.onResponseDone()
