@@ -59,6 +59,8 @@ export const ERRORS = {
   // Gateway lifecycle and internals.
   GH_ERR_DRAINING: spec('GH_ERR_DRAINING', 503, 'Gateway is shutting down'),
   GH_ERR_OVERLOADED: spec('GH_ERR_OVERLOADED', 503, 'Gateway overloaded'),
+  // The response had started: logged as the outcome, the client only sees the connection close.
+  GH_ERR_SLOW_READER: spec('GH_ERR_SLOW_READER', 503, 'Client reads too slowly'),
   GH_ERR_INTERNAL: spec('GH_ERR_INTERNAL', 500, 'Internal gateway error'),
   // Operator-facing (config, CLI, admin); never a proxied response.
   GH_ERR_CONFIG_INVALID: spec('GH_ERR_CONFIG_INVALID', 400, 'Invalid configuration'),

@@ -189,6 +189,8 @@ function hostSnap(c: ConfigurationSpec, opts: CompileOptions): HostSnap {
       maxHeaderBytes: c.limits?.maxHeaderBytes ?? H.limits.maxHeaderBytes,
       maxHeaderCount: c.limits?.maxHeaderCount ?? H.limits.maxHeaderCount,
       requestBufferBytes: c.limits?.requestBufferBytes ?? H.limits.requestBufferBytes,
+      responseBufferBytes: c.limits?.responseBufferBytes ?? H.limits.responseBufferBytes,
+      responseBufferTotalBytes: c.limits?.responseBufferTotalBytes ?? H.limits.responseBufferTotalBytes,
     },
     overload: {
       maxRequestsInFlight: c.overload?.maxRequestsInFlight ?? H.overload.maxRequestsInFlight,

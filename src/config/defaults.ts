@@ -49,7 +49,12 @@ export const DEFAULTS = {
     // the client takes to send it, so slow uploads could occupy every connection to a service
     // (bench/slowloris.mjs -B); bodies up to 64 KiB are read whole first, like nginx's
     // proxy_request_buffering (whose client_body_buffer_size is 8–16 KiB, spilling to disk).
-    limits: { maxUrlBytes: 4096, maxHeaderBytes: 8192, maxHeaderCount: 40, requestBufferBytes: 65_536 },
+    // responseBufferBytes: a response is read from the upstream ahead of a slow client up to
+    // this, so the upstream connection is free once the upstream has sent it all (nginx's
+    // proxy_buffering, but in memory: 1 MiB, Envoy's default per-connection buffer), within
+    // responseBufferTotalBytes per worker. Past both, a lagging client holds its connection
+    // paused, up to half of an endpoint's pool; past that it is cut (slow-readers.ts).
+    limits: { maxUrlBytes: 4096, maxHeaderBytes: 8192, maxHeaderCount: 40, requestBufferBytes: 65_536, responseBufferBytes: 1024 * 1024, responseBufferTotalBytes: 64 * 1024 * 1024 },
     // Load shedding per worker (src/worker/overload.ts). 10,000 in flight: by Little's law a
     // worker at a healthy 20k req/s and 50 ms upstream latency holds ~1,000, so the cap only
     // bites when upstreams stall (15 s responseMs × 700 req/s already exceeds it) and bounds

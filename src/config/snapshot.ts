@@ -138,6 +138,10 @@ export interface LimitsSnap {
   maxHeaderCount: number
   /** Request bodies with a Content-Length up to this are read whole before the upstream request starts; 0 = always stream. */
   requestBufferBytes: number
+  /** Response bytes read ahead of a slow client, per response; 0 = pause the upstream at once. */
+  responseBufferBytes: number
+  /** The same, for all responses of one worker together. */
+  responseBufferTotalBytes: number
 }
 
 /** Load shedding per worker (src/worker/overload.ts). */

@@ -39,7 +39,7 @@ export interface WorkerMetricSources {
   /** The shared rate-limit store is unreachable and policies run on their fallback. */
   degraded(): boolean
   /** Requests shed by the overload guard since the worker started (monotonic), by reason. */
-  shed(): { inFlight: number; eventLoopLag: number }
+  shed(): { inFlight: number; eventLoopLag: number; slowReader: number }
 }
 
 const METHOD_INDEX: Readonly<Record<string, number>> = Object.assign(Object.create(null) as Record<string, number>,
@@ -115,13 +115,14 @@ class WorkerMetrics {
     rateLimitCounter('ratelimit_store_errors_total', 'Failed or timed-out calls to the shared rate-limit store.', (c) => c.storeErrors)
     rateLimitCounter('ratelimit_fallbacks_total', 'Rate-limit decisions made by the configured fallback because the store was unavailable.', (c) => c.fallbacks)
     new Counter({
-      name: `${PREFIX}requests_shed_total`, help: 'Requests answered 503 GH_ERR_OVERLOADED by load shedding, by reason (in_flight, event_loop_lag).',
+      name: `${PREFIX}requests_shed_total`, help: 'Requests shed by reason: in_flight and event_loop_lag (answered 503 GH_ERR_OVERLOADED), slow_reader (cut mid-response, GH_ERR_SLOW_READER).',
       labelNames: ['reason'], registers, aggregator: 'sum',
       collect() {
         const c = src.shed()
         this.reset()
         this.inc({ reason: 'in_flight' }, c.inFlight)
         this.inc({ reason: 'event_loop_lag' }, c.eventLoopLag)
+        this.inc({ reason: 'slow_reader' }, c.slowReader)
       },
     })
     new Gauge({

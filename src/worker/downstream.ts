@@ -6,8 +6,14 @@
  * are normal, not bugs.
  *
  * Streaming: with a known length the body goes through `tryEnd(chunk, total)`, otherwise
- * through chunked `write`. When uWS reports backpressure the producer is paused through
- * `onBackpressure` and resumed from `onWritable` once the saved slice is out (§3.6).
+ * through chunked `write`. When uWS reports backpressure, `chunk` returns false and the
+ * producer decides (proxy.ts): go on reading, with later chunks queued here (response
+ * buffering, bounded per response and per worker by `responseBuffers`), or pause until
+ * `onDrain`, which comes from `onWritable` once the saved slice and the queue are out (§3.6).
+ * Buffering frees the upstream connection of a slow reader as soon as the upstream has
+ * sent everything (nginx's proxy_buffering, in memory only). Chunked responses are never
+ * queued here: uWS's `write` keeps what the socket did not take and says nothing of how
+ * much that is, so they pause at the first backpressure as before.
  *
  * The head of a streamed response waits for its first body bytes, at most until the
  * current parse ends (a microtask): undici parses a small upstream response's head, body
@@ -41,12 +47,22 @@ export type HeaderValue = string | Buffer
  */
 export const drainSignal = { draining: false }
 
+/**
+ * Response buffering for this worker (limits.responseBufferBytes / responseBufferTotalBytes):
+ * the limits of the applied snapshot and the bytes queued for slow clients right now.
+ */
+export const responseBuffers = { perResponse: 1024 * 1024, limit: 64 * 1024 * 1024, total: 0 }
+
 export class Downstream {
   state: DownState = DownState.Open
   /** Total body bytes for tryEnd, or -1 for chunked. */
   private total = -1
   private pending: Buffer | null = null
   private pendingOffset = 0
+  /** Chunks that came in behind `pending` while the client was not reading (fixed-length only). */
+  private queue: Buffer[] | null = null
+  /** Bytes of `pending` and `queue`, counted in responseBuffers.total. */
+  queued = 0
   /** Set by the producer when its last chunk is queued while backpressured. */
   private endAfterDrain = false
   bytesOut = 0
@@ -69,7 +85,7 @@ export class Downstream {
     res.onAborted(() => {
       const wasLive = this.state !== DownState.Done
       this.state = DownState.Aborted
-      this.pending = null
+      this.dropQueued()
       if (wasLive && this.listener !== null) this.listener.onClientAbort()
     })
   }
@@ -163,11 +179,20 @@ export class Downstream {
     this.res.cork(() => { this.writePendingHead() })
   }
 
-  /** Sends one body chunk. Returns false when the producer must pause. */
+  /**
+   * Sends one body chunk. False when the client is not keeping up: the chunk is kept (sent
+   * from onWritable), and the producer either pauses until `onDrain` or, when
+   * `mayBuffer()`, goes on and its next chunks are queued.
+   */
   chunk(buf: Buffer): boolean {
     if (this.state !== DownState.Streaming) return true
-    const res = this.res
     this.bytesOut += buf.length
+    if (this.pending !== null) {
+      (this.queue ??= []).push(buf)
+      this.hold(buf.length)
+      return false
+    }
+    const res = this.res
     let ok = true
     let done = false
     res.cork(() => {
@@ -177,7 +202,7 @@ export class Downstream {
         const r = res.tryEnd(buf, this.total)
         ok = r[0]
         done = r[1]
-        if (!ok && !done) { this.pending = buf; this.pendingOffset = offset }
+        if (!ok && !done) { this.pending = buf; this.pendingOffset = offset; this.hold(buf.length) }
       } else {
         ok = res.write(buf)
       }
@@ -192,6 +217,26 @@ export class Downstream {
       this.listener?.onBackpressure()
     }
     return ok
+  }
+
+  /**
+   * Whether the producer may go on reading while the client lags: only a fixed-length
+   * response, within its own limit and the worker's.
+   */
+  mayBuffer(): boolean {
+    return this.pending !== null && this.queued < responseBuffers.perResponse && responseBuffers.total < responseBuffers.limit
+  }
+
+  private hold(n: number): void {
+    this.queued += n
+    responseBuffers.total += n
+  }
+
+  private dropQueued(): void {
+    responseBuffers.total -= this.queued
+    this.queued = 0
+    this.pending = null
+    this.queue = null
   }
 
   /** The producer has no more body. */
@@ -217,7 +262,7 @@ export class Downstream {
   abort(): void {
     if (!this.live) return
     this.state = DownState.Aborted
-    this.pending = null
+    this.dropQueued()
     this.res.close()
   }
 
@@ -232,20 +277,29 @@ export class Downstream {
       this.listener?.onDrain()
       return true
     }
-    const slice = this.pending.subarray(offset - this.pendingOffset)
-    const [ok, done] = res.tryEnd(slice, this.total)
-    if (done) {
-      this.pending = null
-      this.state = DownState.Done
-      this.listener?.onResponseDone()
-      return true
+    // The saved slice, then the queue behind it, as far as the socket takes them.
+    for (;;) {
+      const pending = this.pending!
+      const [ok, done] = res.tryEnd(pending.subarray(offset - this.pendingOffset), this.total)
+      if (done) {
+        this.dropQueued()
+        this.state = DownState.Done
+        this.listener?.onResponseDone()
+        return true
+      }
+      if (!ok) return false
+      this.queued -= pending.length
+      responseBuffers.total -= pending.length
+      const next = this.queue === null ? undefined : this.queue.shift()
+      if (next === undefined) break
+      this.pending = next
+      this.pendingOffset = offset = res.getWriteOffset()
     }
-    if (ok) {
-      this.pending = null
-      this.stalledSince = 0
-      if (this.endAfterDrain) { this.finish(); return true }
-      this.listener?.onDrain()
-    }
-    return ok
+    this.pending = null
+    this.queue = null
+    this.stalledSince = 0
+    if (this.endAfterDrain) { this.finish(); return true }
+    this.listener?.onDrain()
+    return true
   }
 }

@@ -13,7 +13,8 @@ import { createLogger, reopenRuntimeLog, setRuntimeLogDirectory } from '../telem
 import { configureAccessLog, reopenAccessLog } from '../telemetry/access-log.js'
 import { configureTracing, flushTracing } from '../telemetry/tracing.js'
 import { configureWorkerMetrics, dumpWorkerMetrics, type WorkerMetricSources } from '../telemetry/metrics-worker.js'
-import { drainSignal } from './downstream.js'
+import { drainSignal, responseBuffers } from './downstream.js'
+import { configureSlowReaders, slowReaders } from './slow-readers.js'
 import { makeRequestHandler, type WorkerState } from './handle-request.js'
 import { OverloadGuard } from './overload.js'
 import { buildRuntime, listenerKey } from './runtime.js'
@@ -24,6 +25,7 @@ import { WorkerLeaseClient } from './leases/client.js'
 import { closeListenSocket, listen, type ListenSocket } from './uws.js'
 
 const log = createLogger('worker')
+configureSlowReaders(log)
 const upstreams = new UpstreamRegistry()
 /** Worker-level services for policy factories (the rate-limit lease client joins here). */
 // process.send returns false also when it only queued the message (backlog): that still
@@ -58,7 +60,7 @@ const metricSources: WorkerMetricSources = {
   inFlight: () => state.inFlight,
   rateLimit: () => leases.snapshotCounters(),
   degraded: () => leases.degraded,
-  shed: () => state.overload.shed,
+  shed: () => ({ ...state.overload.shed, slowReader: slowReaders.cut }),
 }
 
 function send(m: ToPrimary): void {
@@ -116,6 +118,8 @@ async function applySnapshot(msg: SnapshotMsg): Promise<void> {
     }
     log.setLevel(snap.host.logLevel)
     state.overload.configure(snap.host.overload)
+    responseBuffers.perResponse = snap.host.limits.responseBufferBytes
+    responseBuffers.limit = snap.host.limits.responseBufferTotalBytes
     configureWorkerMetrics(snap.host.metrics.enabled, metricSources)
     setRuntimeLogDirectory(snap.host.logDirectory)
     configureAccessLog(snap, log)

@@ -25,6 +25,8 @@ import type { BodyInspector, LocalResponse } from './policies/types.js'
 import type { UwsHttpResponse } from './uws.js'
 import { copyChunk } from './uws.js'
 import { watchBody, type WatchedBody } from './client-timeouts.js'
+import { slowReaderCut } from './slow-readers.js'
+import type { ErrorCode } from '../errors.js'
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 /** Response headers we never forward: hop-by-hop, and framing that uWS writes itself. */
@@ -242,6 +244,10 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
   private gotHeaders = false
   private finished = false
   private dispatched = false
+  /** This call holds its endpoint's connection paused for a lagging client (Endpoint.pausedByClients). */
+  private pausedByClient = false
+  /** Why the gateway cut the client, when it did (the exchange's outcome). */
+  private cutCode: ErrorCode | null = null
 
   private readonly body: RequestBody | null
 
@@ -323,7 +329,21 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
   }
 
   onData(chunk: Buffer): boolean {
-    return this.ex.down.chunk(chunk)
+    const d = this.ex.down
+    if (d.chunk(chunk) || d.mayBuffer()) return true
+    // The client lags and the buffers are full: hold the upstream connection (pause), but
+    // never more than half of the endpoint's pool, so slow readers (slowhttptest -X) cannot
+    // take every connection to a service. Past that, this client is cut.
+    if (this.pausedByClient) return false
+    if (this.endpoint.pausedByClients < this.endpoint.maxPausedByClients) {
+      this.pausedByClient = true
+      this.endpoint.pausedByClients++
+      return false
+    }
+    this.cutCode = 'GH_ERR_SLOW_READER'
+    slowReaderCut(this.ex, this.endpoint.origin, this.endpoint.pausedByClients)
+    d.abort() // → onAborted → onClientAbort: the upstream request is cancelled
+    return false
   }
 
   onComplete(): void {
@@ -346,7 +366,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
     // be ejected although impatient clients give up first. Our own aborts (client gone,
     // body limit) map to codes that are not the endpoint's and are not counted.
     this.endpoint.recordError(svc.snap, code, Date.now())
-    if (!d.live) { this.ex.hooks.done(ex, 'client-abort'); return }
+    if (!d.live) { this.ex.hooks.done(ex, this.cutCode ?? 'client-abort'); return }
     if (this.gotHeaders) {
       // Headers already went out: the only honest signal left is closing the connection.
       d.abort()
@@ -367,9 +387,16 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
   }
 
   private settle(): void {
+    this.unpause()
     if (this.finished) return
     this.finished = true
     this.endpoint.active--
+  }
+
+  private unpause(): void {
+    if (!this.pausedByClient) return
+    this.pausedByClient = false
+    this.endpoint.pausedByClients--
   }
 
   // ── Downstream events ──
@@ -388,6 +415,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
   onBackpressure(): void { /* undici pauses itself when onData returns false */ }
 
   onDrain(): void {
+    this.unpause()
     if (this.resumeUpstream !== null) this.resumeUpstream()
   }
 

@@ -21,6 +21,10 @@ export class Endpoint {
   readonly pool: Pool
   /** Requests in flight from this worker (least-request). */
   active = 0
+  /** Connections held paused because their client lags behind full buffers (proxy.ts). */
+  pausedByClients = 0
+  /** Half the pool: the rest stays for everyone else. */
+  readonly maxPausedByClients: number
   /** Smooth weighted round-robin state (nginx's algorithm). */
   current = 0
   consecutiveFailures = 0
@@ -39,6 +43,7 @@ export class Endpoint {
     this.origin = ep.origin
     this.pathPrefix = ep.pathPrefix
     this.weight = ep.weight
+    this.maxPausedByClients = Math.ceil(svc.connectionsPerEndpoint / 2)
     this.pool = new Pool(ep.origin, {
       connections: svc.connectionsPerEndpoint,
       keepAliveTimeout: svc.keepAliveTimeoutMs,

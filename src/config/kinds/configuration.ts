@@ -92,6 +92,10 @@ export const ConfigurationSpec = Closed({
     maxHeaderCount: Type.Optional(Type.Integer({ minimum: 1, maximum: 47, default: H.limits.maxHeaderCount })),
     /** Bodies with a Content-Length up to this are read whole before going upstream; 0 = always stream. */
     requestBufferBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 16 * 1024 * 1024, default: H.limits.requestBufferBytes })),
+    /** Response bytes held per response for a client that reads slower than the upstream sends; 0 = none. */
+    responseBufferBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 256 * 1024 * 1024, default: H.limits.responseBufferBytes })),
+    /** What all responses of one worker may hold together. */
+    responseBufferTotalBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 16 * 1024 * 1024 * 1024, default: H.limits.responseBufferTotalBytes })),
   })),
   /**
    * Client deadlines for every listener (src/worker/client-timeouts.ts). A request head that
