@@ -182,12 +182,12 @@ spec:
 ${extra}`
 }
 
-export function hostYaml(extra = ''): string {
+export function hostYaml(extra = '', workers = 2): string {
   return `apiVersion: gatehouse/v1
 kind: Configuration
 metadata: { name: host }
 spec:
-  workers: 2
+  workers: ${workers}
   heartbeat: { intervalMs: 250, misses: 8 }
 ${extra}`
 }

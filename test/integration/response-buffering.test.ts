@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import net from 'node:net'
 import http from 'node:http'
-import { apiYaml, freePort, serviceYaml, startGateway, tempDir, waitFor, writeConfig, type Gateway } from '../helpers/gateway.js'
+import { apiYaml, freePort, hostYaml, serviceYaml, startGateway, tempDir, waitFor, writeConfig, type Gateway } from '../helpers/gateway.js'
 
 /*
  * Slow readers against the real gateway (primary + 1 worker, so one pool and one cap) and
@@ -43,15 +43,7 @@ function bigUpstream(seen: Seen[]): http.Server {
 function config(port: number, origin: string, limits: string, service: string): Record<string, string> {
   return {
     'gw.yaml': apiYaml('api', port, '/', '    all:\n      service: s\n      routes: [{ rules: [{ path: (/.*) }] }]\n') +
-      '---\n' + serviceYaml('s', [origin], service) + `---
-apiVersion: gatehouse/v1
-kind: Configuration
-metadata: { name: host }
-spec:
-  workers: 1
-  heartbeat: { intervalMs: 250, misses: 8 }
-  limits: ${limits}
-`,
+      '---\n' + serviceYaml('s', [origin], service) + '---\n' + hostYaml(`  limits: ${limits}\n`, 1),
   }
 }
 
@@ -70,42 +62,36 @@ function stalledGet(port: number, path: string): Promise<{ sock: net.Socket; byt
   })
 }
 
-async function startUp(seen: Seen[]): Promise<{ server: http.Server; origin: string }> {
-  const server = bigUpstream(seen)
-  const p = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as net.AddressInfo).port)))
-  return { server, origin: `http://127.0.0.1:${p}` }
-}
-
-async function stopUp(server: http.Server | undefined): Promise<void> {
-  server?.closeAllConnections()
-  await new Promise((r) => server?.close(r))
-}
-
-describe('response buffering', () => {
+/** A gateway (1 worker) in front of bigUpstream for the tests of one describe block. */
+function gatewayFor(limits: string, service: string): { gw: () => Gateway; port: () => number; seen: Seen[] } {
   let gw: Gateway
   let up: http.Server
   let port: number
   let dir: string
   const seen: Seen[] = []
-
   before(async () => {
-    const u = await startUp(seen)
-    up = u.server
+    up = bigUpstream(seen)
+    const upPort = await new Promise<number>((r) => up.listen(0, '127.0.0.1', () => r((up.address() as net.AddressInfo).port)))
     port = await freePort()
     dir = tempDir()
-    writeConfig(dir, config(port, u.origin, `{ responseBufferBytes: ${2 * BIG}, responseBufferTotalBytes: ${4 * BIG} }`, ''))
+    writeConfig(dir, config(port, `http://127.0.0.1:${upPort}`, limits, service))
     gw = await startGateway(dir)
   })
-
   after(async () => {
     await gw?.stop()
-    await stopUp(up)
+    up?.closeAllConnections()
+    await new Promise((r) => up?.close(r))
     if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true })
   })
+  return { gw: () => gw, port: () => port, seen }
+}
+
+describe('response buffering', () => {
+  const g = gatewayFor(`{ responseBufferBytes: ${2 * BIG}, responseBufferTotalBytes: ${4 * BIG} }`, '')
 
   test('the upstream is done with a response its client does not read, and the client still gets all of it', async () => {
-    const c = await stalledGet(port, '/big')
-    const s = await waitFor('the upstream to finish the response', () => seen.find((x) => x.url === '/big' && x.closedAt > 0), 15_000)
+    const c = await stalledGet(g.port(), '/big')
+    const s = await waitFor('the upstream to finish the response', () => g.seen.find((x) => x.url === '/big' && x.closedAt > 0), 15_000)
     assert.equal(s.finished, true, 'the upstream sent the whole response while the client read nothing')
     assert.ok(c.bytes() < BIG, `the client has read only ${c.bytes()} bytes so far`)
     c.sock.resume()
@@ -115,42 +101,23 @@ describe('response buffering', () => {
 })
 
 describe('slow readers without response buffering', () => {
-  let gw: Gateway
-  let up: http.Server
-  let port: number
-  let dir: string
-  const seen: Seen[] = []
-
-  before(async () => {
-    const u = await startUp(seen)
-    up = u.server
-    port = await freePort()
-    dir = tempDir()
-    // A pool of 2: one connection may be held for slow readers, one stays for everyone else.
-    writeConfig(dir, config(port, u.origin, '{ responseBufferBytes: 0 }', '  connectionsPerEndpoint: 2\n  timeouts: { responseMs: 60000 }\n'))
-    gw = await startGateway(dir)
-  })
-
-  after(async () => {
-    await gw?.stop()
-    await stopUp(up)
-    if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true })
-  })
+  // A pool of 2: one connection may be held for slow readers, one stays for everyone else.
+  const g = gatewayFor('{ responseBufferBytes: 0 }', '  connectionsPerEndpoint: 2\n  timeouts: { responseMs: 60000 }\n')
 
   test('clients that do not read hold at most half the pool; the others are cut, ordinary requests get through', async () => {
     // One after the other, each once the gateway stopped reading its upstream response
     // (paused or cut): otherwise the pool would queue the next, or the order would change.
     const clients = []
     for (let i = 0; i < 3; i++) {
-      clients.push(await stalledGet(port, '/big'))
+      clients.push(await stalledGet(g.port(), '/big'))
       await waitFor(`the gateway to stop reading response ${i}`, () => {
-        const b = seen.filter((x) => x.url === '/big')[i]
+        const b = g.seen.filter((x) => x.url === '/big')[i]
         return b !== undefined && (b.closedAt > 0 || (b.blockedSince > 0 && Date.now() - b.blockedSince > 500))
       }, 10_000)
     }
     // Client 0 holds the one connection allowed; 1 and 2 were cut, their upstream responses cancelled.
     const bigs = await waitFor('two cancelled upstream responses', () => {
-      const b = seen.filter((x) => x.url === '/big')
+      const b = g.seen.filter((x) => x.url === '/big')
       return b.filter((x) => x.closedAt > 0).length >= 2 ? b : undefined
     })
     assert.equal(bigs.length, 3)
@@ -164,14 +131,14 @@ describe('slow readers without response buffering', () => {
 
     // The free connection serves everyone else.
     for (let i = 0; i < 5; i++) {
-      const r = await fetch(`http://127.0.0.1:${port}/small`)
+      const r = await fetch(`http://127.0.0.1:${g.port()}/small`)
       assert.equal(r.status, 200)
       assert.equal(await r.text(), 'small')
     }
 
-    const text = await (await fetch(`${gw.admin}/metrics`)).text()
+    const text = await (await fetch(`${g.gw().admin}/metrics`)).text()
     assert.match(text, /^gatehouse_requests_shed_total\{[^}]*reason="slow_reader"[^}]*\} 2$/m)
-    assert.match(gw.output(), /GH_WRN_SLOW_READERS_CUT/)
+    assert.match(g.gw().output(), /GH_WRN_SLOW_READERS_CUT/)
 
     // The held client, reading again, gets the whole response.
     const c0 = clients[0]!
