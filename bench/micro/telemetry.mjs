@@ -41,7 +41,7 @@ if (process.argv[2] === '--sink') {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-micro-telemetry-'))
 
   const log = { info() {}, warn() {}, error() {}, debug() {} }
-  const metricSources = { slot: '0', inFlight: () => 0, rateLimit: () => ({ storeCalls: 0, storeErrors: 0, fallbacks: 0 }), degraded: () => false, shed: () => ({ inFlight: 0, eventLoopLag: 0, slowReader: 0 }) }
+  const metricSources = { slot: '0', inFlight: () => 0, rateLimit: () => ({ storeCalls: 0, storeErrors: 0, fallbacks: 0 }), degraded: () => false, shed: () => ({ inFlight: 0, eventLoopLag: 0, slowReader: 0 }), connections: () => 0, connectionCapped: () => 0 }
   const tracingSnap = (on) => ({ enabled: on, endpoint: `http://127.0.0.1:${sinkPort}/v1/traces`, sampling: 0.01, serviceName: 'bench', resourceAttributes: {}, headers: {} })
   const snapshot = (logOn) => ({ host: { accessLogs: logOn, logDirectory: logOn ? dir : null, accessLogQuery: false }, listeners: [] })
 

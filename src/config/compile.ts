@@ -195,6 +195,7 @@ function hostSnap(c: ConfigurationSpec, opts: CompileOptions): HostSnap {
     overload: {
       maxRequestsInFlight: c.overload?.maxRequestsInFlight ?? H.overload.maxRequestsInFlight,
       maxEventLoopLagMs: c.overload?.maxEventLoopLagMs ?? H.overload.maxEventLoopLagMs,
+      maxConnections: c.overload?.maxConnections ?? H.overload.maxConnections,
     },
     redis: redisSnap(c.sharedStorage?.redis),
     metrics: metricsSnap(c.metrics),

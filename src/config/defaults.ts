@@ -62,7 +62,9 @@ export const DEFAULTS = {
     // MB in all) far below its heap. 500 ms lag: an order of magnitude above a major GC pause
     // or a reload's compile on such a heap, so a healthy worker never sheds, yet well below
     // client and load-balancer timeouts (seconds), so a shed client can retry elsewhere in time.
-    overload: { maxRequestsInFlight: 10_000, maxEventLoopLagMs: 500 },
+    // maxConnections: nginx's worker_connections, sized for idle keep-alive clients (a few
+    // KiB of kernel and uWS memory each), well under the unit's LimitNOFILE.
+    overload: { maxRequestsInFlight: 10_000, maxEventLoopLagMs: 500, maxConnections: 20_000 },
     // Client deadlines (src/worker/client-timeouts.ts): nginx's client_body_timeout and
     // send_timeout (60 s each), long enough for mobile clients on a bad link, short enough
     // that a stalled peer does not hold a socket and an upstream request for minutes.

@@ -150,6 +150,8 @@ export interface OverloadSnap {
   maxRequestsInFlight: number
   /** Event-loop lag (ms) beyond which new requests get 503 GH_ERR_OVERLOADED; 0 = off. */
   maxEventLoopLagMs: number
+  /** Client connections per worker before it stops accepting (src/worker/connection-cap.ts); 0 = no cap. */
+  maxConnections: number
 }
 
 export interface RedisSnap {

@@ -8,8 +8,9 @@
  * worker (in-flight requests, rate-limit store counters, shed requests) are read at collect time, never
  * on the request path.
  *
- * Open connections: this uWS build has no connection open/close callbacks, so the honest
- * substitute is the in-flight request gauge (gatehouse_requests_in_flight).
+ * Open connections: this uWS build has no connection open/close callbacks; the gauge is
+ * the connection cap's estimate from the kernel (descriptors minus upstream connections),
+ * read at collect time.
  *
  * Not counted: requests rejected before an Exchange exists (framing, limits, no
  * ApiInstance for the path): they never reach the seam.
@@ -40,6 +41,10 @@ export interface WorkerMetricSources {
   degraded(): boolean
   /** Requests shed by the overload guard since the worker started (monotonic), by reason. */
   shed(): { inFlight: number; eventLoopLag: number; slowReader: number }
+  /** Client connections open now (connection-cap.ts: an estimate from /proc, read at collect time only). */
+  connections(): number
+  /** Times the worker stopped accepting at overload.maxConnections (monotonic). */
+  connectionCapped(): number
 }
 
 const METHOD_INDEX: Readonly<Record<string, number>> = Object.assign(Object.create(null) as Record<string, number>,
@@ -104,6 +109,16 @@ class WorkerMetrics {
       name: `${PREFIX}requests_in_flight`, help: 'Requests being handled (stands in for open connections, which this uWS build does not report).',
       registers, aggregator: 'sum',
       collect() { this.set(src.inFlight()) },
+    })
+    new Gauge({
+      name: `${PREFIX}connections_open`, help: 'Client connections open (from the worker\'s descriptors, less its upstream connections).',
+      registers, aggregator: 'sum',
+      collect() { this.set(src.connections()) },
+    })
+    new Counter({
+      name: `${PREFIX}connection_cap_reached_total`, help: 'Times a worker stopped accepting connections at overload.maxConnections.',
+      registers, aggregator: 'sum',
+      collect() { this.reset(); this.inc(src.connectionCapped()) },
     })
     const rateLimitCounter = (name: string, help: string, read: (c: ReturnType<WorkerMetricSources['rateLimit']>) => number): void => {
       new Counter({

@@ -22,7 +22,8 @@ import { UpstreamRegistry } from './upstream.js'
 import type { WorkerServices } from './policies/types.js'
 import { EmbeddedLeaseClient } from './leases/embedded.js'
 import { WorkerLeaseClient } from './leases/client.js'
-import { closeListenSocket, listen, type ListenSocket } from './uws.js'
+import { closeListener, listen, reopenListener, type Listener } from './uws.js'
+import { ConnectionCap } from './connection-cap.js'
 
 const log = createLogger('worker')
 configureSlowReaders(log)
@@ -33,7 +34,7 @@ const upstreams = new UpstreamRegistry()
 const embeddedLeases = new EmbeddedLeaseClient((m) => { if (!process.connected) return false; process.send!(m); return true })
 const leases = new WorkerLeaseClient(embeddedLeases, log)
 const services: WorkerServices = { leases }
-const listeners = new Map<string, { token: ListenSocket; tlsKey: string }>()
+const listeners = new Map<string, { listener: Listener; tlsKey: string }>()
 let heartbeat: NodeJS.Timeout | null = null
 let drainTimer: NodeJS.Timeout | null = null
 
@@ -54,6 +55,19 @@ const state: WorkerState = {
   },
 }
 
+function pauseListeners(): void {
+  for (const l of listeners.values()) closeListener(l.listener)
+}
+
+const connectionCap = new ConnectionCap({
+  pause: pauseListeners,
+  resume: async () => {
+    if (state.draining) return
+    for (const l of listeners.values()) await reopenListener(l.listener)
+  },
+  upstreamConnections: () => upstreams.connected(),
+}, log)
+
 /** What the metrics read at collect time (never on the request path). */
 const metricSources: WorkerMetricSources = {
   slot: process.env.GATEHOUSE_WORKER_SLOT ?? '0',
@@ -61,6 +75,8 @@ const metricSources: WorkerMetricSources = {
   rateLimit: () => leases.snapshotCounters(),
   degraded: () => leases.degraded,
   shed: () => ({ ...state.overload.shed, slowReader: slowReaders.cut }),
+  connections: () => connectionCap.connections(),
+  connectionCapped: () => connectionCap.episodes,
 }
 
 function send(m: ToPrimary): void {
@@ -97,16 +113,16 @@ async function applySnapshot(msg: SnapshotMsg): Promise<void> {
     for (const [key, l] of wanted) {
       const cur = listeners.get(key)
       if (cur !== undefined && cur.tlsKey === tlsKey(l)) continue
-      if (cur !== undefined) { closeListenSocket(cur.token); listeners.delete(key) }
+      if (cur !== undefined) { closeListener(cur.listener); listeners.delete(key) }
       try {
-        const token = await listen(l.host, l.port, l.tls, makeRequestHandler(state, key))
-        listeners.set(key, { token, tlsKey: tlsKey(l) })
+        const listener = await listen(l.host, l.port, l.tls, makeRequestHandler(state, key))
+        listeners.set(key, { listener, tlsKey: tlsKey(l) })
         opened.push(key)
         if (state.draining) throw new Error('worker is draining')
       } catch (err) {
         for (const k of opened) {
           const o = listeners.get(k)
-          if (o !== undefined) { closeListenSocket(o.token); listeners.delete(k) }
+          if (o !== undefined) { closeListener(o.listener); listeners.delete(k) }
         }
         throw err
       }
@@ -114,10 +130,13 @@ async function applySnapshot(msg: SnapshotMsg): Promise<void> {
     state.runtime = rt
     built.commit()
     for (const [key, l] of listeners) {
-      if (!wanted.has(key)) { closeListenSocket(l.token); listeners.delete(key) }
+      if (!wanted.has(key)) { closeListener(l.listener); listeners.delete(key) }
     }
     log.setLevel(snap.host.logLevel)
     state.overload.configure(snap.host.overload)
+    connectionCap.configure(snap.host.overload.maxConnections)
+    // A listener this snapshot opened while the cap holds must not accept either.
+    if (connectionCap.capped) pauseListeners()
     responseBuffers.perResponse = snap.host.limits.responseBufferBytes
     responseBuffers.limit = snap.host.limits.responseBufferTotalBytes
     configureWorkerMetrics(snap.host.metrics.enabled, metricSources)
@@ -150,7 +169,8 @@ function drain(timeoutMs: number): void {
   if (state.draining) return
   state.draining = true
   drainSignal.draining = true
-  for (const l of listeners.values()) closeListenSocket(l.token)
+  connectionCap.close()
+  for (const l of listeners.values()) closeListener(l.listener)
   listeners.clear()
   if (state.inFlight === 0) { finishDrain(0); return }
   drainTimer = setTimeout(() => finishDrain(state.inFlight), timeoutMs)

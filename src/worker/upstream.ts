@@ -227,6 +227,13 @@ export class UpstreamRegistry {
     }
   }
 
+  /** Upstream connections open now, over every endpoint (for the connection cap). */
+  connected(): number {
+    let n = 0
+    for (const e of this.endpoints.values()) n += e.pool.stats.connected
+    return n
+  }
+
   closeAll(): Promise<void> {
     const all = [...this.endpoints.values()]
     this.endpoints.clear()

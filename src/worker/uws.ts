@@ -77,21 +77,40 @@ export type RequestHandler = (res: UwsHttpResponse, req: UwsHttpRequest) => void
  * Binds one listener. SO_REUSEPORT is uWS's default on Linux, so every worker binds the
  * same port and the kernel spreads connections (STYLE.md §3.9).
  */
-export function listen(host: string, port: number, tls: TlsFiles | null, handler: RequestHandler): Promise<ListenSocket> {
+export function listen(host: string, port: number, tls: TlsFiles | null, handler: RequestHandler): Promise<Listener> {
   const app = tls
     ? uws.SSLApp({ cert_file_name: tls.certFile, key_file_name: tls.keyFile, passphrase: tls.passphrase })
     : uws.App()
   app.any('/*', handler)
+  const l: Listener = { app, host, port, token: null }
+  return reopenListener(l).then(() => l)
+}
+
+/**
+ * A bound (or paused) listener. Pausing closes only the listening socket: the app and its
+ * connections stay, and `reopenListener` binds the same app again (the connection cap).
+ */
+export interface Listener {
+  readonly app: UwsApp
+  readonly host: string
+  readonly port: number
+  /** null while closed (paused, or for good). */
+  token: ListenSocket | null
+}
+
+export function reopenListener(l: Listener): Promise<void> {
+  if (l.token !== null) return Promise.resolve()
   return new Promise((resolve, reject) => {
-    app.listen(host, port, (token) => {
-      if (token) resolve(token)
-      else reject(new Error(`cannot listen on ${host}:${port}`))
+    l.app.listen(l.host, l.port, (token) => {
+      if (token) { l.token = token; resolve() } else reject(new Error(`cannot listen on ${l.host}:${l.port}`))
     })
   })
 }
 
-export function closeListenSocket(token: ListenSocket): void {
-  uws.us_listen_socket_close(token)
+export function closeListener(l: Listener): void {
+  if (l.token === null) return
+  uws.us_listen_socket_close(l.token)
+  l.token = null
 }
 
 export function listenPort(token: ListenSocket): number {

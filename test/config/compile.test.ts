@@ -189,7 +189,7 @@ describe('compiling a valid config', () => {
       logDirectory: null,
       trustedProxies: [],
       limits: { maxUrlBytes: 4096, maxHeaderBytes: 8192, maxHeaderCount: 40, requestBufferBytes: 65536, responseBufferBytes: 1048576, responseBufferTotalBytes: 67108864 },
-      overload: { maxRequestsInFlight: 10000, maxEventLoopLagMs: 500 },
+      overload: { maxRequestsInFlight: 10000, maxEventLoopLagMs: 500, maxConnections: 20000 },
       redis: null,
       metrics: { enabled: true, address: null },
       tracing: {
@@ -230,7 +230,7 @@ describe('compiling a valid config', () => {
       logDirectory: path.join(dir, 'logs'),
       trustedProxies: ['10.0.0.0/8', '192.168.1.1/32', '::1/128'],
       limits: { maxUrlBytes: 2048, maxHeaderBytes: 8192, maxHeaderCount: 40, requestBufferBytes: 65536, responseBufferBytes: 1048576, responseBufferTotalBytes: 67108864 },
-      overload: { maxRequestsInFlight: 64, maxEventLoopLagMs: 0 },
+      overload: { maxRequestsInFlight: 64, maxEventLoopLagMs: 0, maxConnections: 20000 },
       redis: {
         hosts: [['127.0.0.1', 6379]], sentinelName: null, sentinelPassword: null,
         username: null, password: null, db: 2, tls: false, commandTimeoutMs: 250,

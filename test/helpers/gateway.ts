@@ -311,9 +311,9 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
  * The common test config: one ApiInstance on `port` + `basePath` whose catch-all route
  * `(/.*)` goes to Service `s` with `origins`, plus a 2-worker Configuration.
  */
-export function catchAllConfig(port: number, basePath: string, origins: string[], opts: { api?: string; service?: string; host?: string } = {}): string {
+export function catchAllConfig(port: number, basePath: string, origins: string[], opts: { api?: string; service?: string; host?: string; workers?: number } = {}): string {
   return apiYaml('api', port, basePath, `    all:
       service: s
       routes: [{ rules: [{ path: (/.*) }] }]
-`, opts.api ?? '') + '---\n' + serviceYaml('s', origins, opts.service ?? '') + '---\n' + hostYaml(opts.host ?? '')
+`, opts.api ?? '') + '---\n' + serviceYaml('s', origins, opts.service ?? '') + '---\n' + hostYaml(opts.host ?? '', opts.workers ?? 2)
 }

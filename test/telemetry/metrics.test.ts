@@ -76,7 +76,7 @@ describe('merging worker registries', () => {
 })
 
 describe('worker metrics switch', () => {
-  const src = { slot: '9', inFlight: () => 0, rateLimit: () => ({ storeCalls: 0, storeErrors: 0, fallbacks: 0 }), degraded: () => false, shed: () => ({ inFlight: 0, eventLoopLag: 0, slowReader: 0 }) }
+  const src = { slot: '9', inFlight: () => 0, rateLimit: () => ({ storeCalls: 0, storeErrors: 0, fallbacks: 0 }), degraded: () => false, shed: () => ({ inFlight: 0, eventLoopLag: 0, slowReader: 0 }), connections: () => 0, connectionCapped: () => 0 }
   after(() => configureWorkerMetrics(false, src))
 
   test('disabled metrics subscribe to nothing and dump nothing', async () => {
