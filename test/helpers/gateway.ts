@@ -9,6 +9,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { after, before } from 'node:test'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const CLI = path.join(ROOT, 'dist/src/cli/main.js')
@@ -316,4 +317,30 @@ export function catchAllConfig(port: number, basePath: string, origins: string[]
       service: s
       routes: [{ rules: [{ path: (/.*) }] }]
 `, opts.api ?? '') + '---\n' + serviceYaml('s', origins, opts.service ?? '') + '---\n' + hostYaml(opts.host ?? '', opts.workers ?? 2)
+}
+
+/**
+ * The usual fixture of a describe block: an echo upstream (startUpstream), a free port and a
+ * temp config dir, and a gateway started on `files(port, origin)`; all stopped and removed
+ * after the block. The accessors are valid inside tests.
+ */
+export function gatewayFixture(files: (port: number, origin: string) => Record<string, string>):
+{ gw: () => Gateway; up: () => Upstream; port: () => number } {
+  let gw: Gateway
+  let up: Upstream
+  let port: number
+  let dir: string
+  before(async () => {
+    up = await startUpstream()
+    port = await freePort()
+    dir = tempDir()
+    writeConfig(dir, files(port, up.origin))
+    gw = await startGateway(dir)
+  })
+  after(async () => {
+    await gw?.stop()
+    await up?.close()
+    if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true })
+  })
+  return { gw: () => gw, up: () => up, port: () => port }
 }
