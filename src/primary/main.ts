@@ -22,6 +22,7 @@ import { createNotifier, type Notifier } from './sd-notify.js'
 import { Supervisor } from './supervisor.js'
 import { busyListeners } from './port-check.js'
 import { readSystemFacts, systemWarnings, type SystemFacts, type SystemWarning } from './system-check.js'
+import { applyPrimaryV8Flags } from './v8-flags.js'
 
 export interface GatewayOptions {
   configDir: string
@@ -68,6 +69,8 @@ export class Gateway {
     process.on('SIGTERM', () => { void this.stop('SIGTERM') })
     process.on('SIGINT', () => { void this.stop('SIGINT') })
     process.on('SIGUSR1', () => this.reopenLogs())
+    // This process only (see v8-flags.ts), before it allocates anything for the config.
+    applyPrimaryV8Flags()
     const loaded = await loadConfigDir(this.opts.configDir)
     if (!loaded.ok) {
       for (const e of loaded.errors) this.log.error('GH_ERR_CONFIG_INVALID', formatConfigError(e))
