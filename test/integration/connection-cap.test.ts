@@ -36,6 +36,9 @@ describe('connection cap', () => {
     await waitFor('a new connection to be refused', async () => (await tryConnect(f.port())) === 'refused', 5000, 100)
     assert.match(f.gw().output(), /GH_WRN_CONNECTIONS_CAPPED/)
     assert.equal((await fetch(`${f.gw().admin}/ready`)).status, 200, 'the admin API answers meanwhile')
+    // The same count is the open-connections gauge (its estimate may include a descriptor or two more).
+    const open = Number(/^gatehouse_connections_open (\d+)$/m.exec(await (await fetch(`${f.gw().admin}/metrics`)).text())?.[1])
+    assert.ok(open >= CAP + 10 && open <= CAP + 15, `gatehouse_connections_open ${open} with ${CAP + 10} clients connected`)
     // The clients already connected are still served.
     idle[0]!.write('GET /held HTTP/1.1\r\nHost: x\r\n\r\n')
     const reply = await new Promise<string>((r) => idle[0]!.once('data', (d: Buffer) => r(d.toString('latin1'))))
