@@ -84,7 +84,7 @@ export class ConnectionCap {
 
   /** One check; public for tests. */
   check(): void {
-    if (this.max === 0 || this.baseline < 0) return
+    if (this.max === 0) return
     if (!this.capped && this.fds.bound() - this.baseline < this.max) return
     const n = this.connections()
     if (!this.capped) {

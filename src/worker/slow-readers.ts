@@ -21,7 +21,6 @@ const LOG_EVERY_MS = 10_000
 export const slowReaders = { cut: 0 }
 
 let log: Logger | null = null
-let loggedAt = 0
 let timer: NodeJS.Timeout | null = null
 let cutAtLastLine = 0
 
@@ -34,7 +33,6 @@ function summary(): void {
   const n = slowReaders.cut - cutAtLastLine
   if (n === 0) return
   cutAtLastLine = slowReaders.cut
-  loggedAt = performance.now()
   log?.warn('GH_WRN_SLOW_READERS_CUT', `${n} more clients cut for reading too slowly in the last ${LOG_EVERY_MS / 1000} s`, { cut: n })
   timer = setTimeout(summary, LOG_EVERY_MS).unref()
 }
@@ -42,10 +40,8 @@ function summary(): void {
 /** Counts (and maybe logs) one cut; the caller closes the client and cancels the upstream. */
 export function slowReaderCut(ex: Exchange, origin: string, paused: number): void {
   slowReaders.cut++
+  // While the timer runs a line went out less than LOG_EVERY_MS ago: the summary counts this one.
   if (timer !== null) return
-  const now = performance.now()
-  if (loggedAt !== 0 && now - loggedAt < LOG_EVERY_MS) { timer = setTimeout(summary, LOG_EVERY_MS - (now - loggedAt)).unref(); return }
-  loggedAt = now
   cutAtLastLine = slowReaders.cut
   log?.warn('GH_WRN_SLOW_READERS_CUT', `client cut for reading too slowly: response buffers full and ${paused} connections to ${origin} already held for slow clients`,
     { api: ex.api?.name ?? null, route: ex.route?.id ?? null, upstream: origin, clientIp: ex.clientIp })

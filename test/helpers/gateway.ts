@@ -319,28 +319,47 @@ export function catchAllConfig(port: number, basePath: string, origins: string[]
 `, opts.api ?? '') + '---\n' + serviceYaml('s', origins, opts.service ?? '') + '---\n' + hostYaml(opts.host ?? '', opts.workers ?? 2)
 }
 
+/** What gatewayFixture sets up; its fields are valid inside the block's tests. */
+export interface GatewayFixture {
+  gw: Gateway
+  port: number
+  /** The upstream's origin (http://127.0.0.1:port). */
+  origin: string
+}
+
 /**
- * The usual fixture of a describe block: an echo upstream (startUpstream), a free port and a
- * temp config dir, and a gateway started on `files(port, origin)`; all stopped and removed
- * after the block. The accessors are valid inside tests.
+ * The usual fixture of a describe block: an upstream (an echo server from startUpstream, or
+ * the http.Server `server` returns), a free port and a temp config dir, and a gateway started
+ * on `files(port, origin)`; all stopped and removed after the block.
  */
-export function gatewayFixture(files: (port: number, origin: string) => Record<string, string>):
-{ gw: () => Gateway; up: () => Upstream; port: () => number } {
-  let gw: Gateway
-  let up: Upstream
-  let port: number
-  let dir: string
+export function gatewayFixture(files: (port: number, origin: string) => Record<string, string> | Promise<Record<string, string>>,
+  server?: () => http.Server): GatewayFixture {
+  const f = {} as GatewayFixture
+  let echo: Upstream | undefined
+  let own: http.Server | undefined
+  let dir: string | undefined
   before(async () => {
-    up = await startUpstream()
-    port = await freePort()
+    if (server === undefined) {
+      echo = await startUpstream()
+      f.origin = echo.origin
+    } else {
+      const srv = own = server()
+      const p = await new Promise<number>((r) => srv.listen(0, '127.0.0.1', () => r((srv.address() as net.AddressInfo).port)))
+      f.origin = `http://127.0.0.1:${p}`
+    }
+    f.port = await freePort()
     dir = tempDir()
-    writeConfig(dir, files(port, up.origin))
-    gw = await startGateway(dir)
+    writeConfig(dir, await files(f.port, f.origin))
+    f.gw = await startGateway(dir)
   })
   after(async () => {
-    await gw?.stop()
-    await up?.close()
+    await f.gw?.stop()
+    await echo?.close()
+    if (own !== undefined) {
+      own.closeAllConnections()
+      await new Promise((r) => own!.close(r))
+    }
     if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true })
   })
-  return { gw: () => gw, up: () => up, port: () => port }
+  return f
 }

@@ -1,9 +1,8 @@
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import fs from 'node:fs'
 import net from 'node:net'
 import http from 'node:http'
-import { apiYaml, catchAllConfig, freePort, rawRequest, startGateway, tempDir, waitFor, writeConfig, type Gateway } from '../helpers/gateway.js'
+import { apiYaml, catchAllConfig, freePort, gatewayFixture, rawRequest, waitFor } from '../helpers/gateway.js'
 
 /*
  * Slow and idle clients against the real gateway (primary + 2 workers) and real sockets:
@@ -24,56 +23,40 @@ const GRACE_MS = 1000
 interface Seen { url: string; complete: boolean; bodyBytes: number; closedAt: number; lastDrainAt: number; finished: boolean }
 
 describe('client timeouts', () => {
-  let gw: Gateway
-  let up: http.Server
-  let port: number
   let slowPort: number
-  let dir: string
   const seen: Seen[] = []
 
-  before(async () => {
-    // Its own server, not startUpstream: it must see requests whose body never completes.
-    up = http.createServer((req, res) => {
-      const s: Seen = { url: req.url ?? '', complete: false, bodyBytes: 0, closedAt: 0, lastDrainAt: 0, finished: false }
-      seen.push(s)
-      req.on('data', (d: Buffer) => { s.bodyBytes += d.length })
-      req.on('end', () => { s.complete = true })
-      res.on('close', () => { s.closedAt = Date.now(); s.finished = res.writableFinished })
-      if (req.url === '/big') {
-        // 256 MiB in 64 KiB writes, following backpressure: far more than any socket buffer holds.
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(256 * 1024 * 1024) })
-        const chunk = Buffer.alloc(64 * 1024, 120)
-        let left = 4096
-        // The last drain is the last time the gateway took more: its client's stall starts about then.
-        const pump = (): void => { s.lastDrainAt = Date.now(); while (left > 0) { left--; if (!res.write(chunk)) { res.once('drain', pump); return } } res.end() }
-        pump()
-        return
-      }
-      req.on('end', () => res.end(`got ${s.bodyBytes}`))
-    })
-    const upPort = await new Promise<number>((r) => up.listen(0, '127.0.0.1', () => r((up.address() as net.AddressInfo).port)))
-    port = await freePort()
+  // Its own server, not startUpstream: it must see requests whose body never completes.
+  const f = gatewayFixture(async (port, origin) => {
     slowPort = await freePort()
-    dir = tempDir()
-    writeConfig(dir, {
-      'gw.yaml': catchAllConfig(port, '/', [`http://127.0.0.1:${upPort}`], {
+    return {
+      'gw.yaml': catchAllConfig(port, '/', [origin], {
         host: `  timeouts: { bodyIdleTimeoutMs: ${BODY_IDLE_MS}, sendTimeoutMs: ${SEND_MS} }\n` +
           `  listeners: { "127.0.0.1:${slowPort}": { timeouts: { sendTimeoutMs: ${SLOW_LISTENER_SEND_MS} } } }\n`,
       }),
       'slow.yaml': apiYaml('slow', slowPort, '/', '    all:\n      service: s\n      routes: [{ rules: [{ path: (/.*) }] }]\n'),
-    })
-    gw = await startGateway(dir)
-  })
-
-  after(async () => {
-    await gw?.stop()
-    up?.closeAllConnections()
-    await new Promise((r) => up?.close(r))
-    if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true })
-  })
+    }
+  }, () => http.createServer((req, res) => {
+    const s: Seen = { url: req.url ?? '', complete: false, bodyBytes: 0, closedAt: 0, lastDrainAt: 0, finished: false }
+    seen.push(s)
+    req.on('data', (d: Buffer) => { s.bodyBytes += d.length })
+    req.on('end', () => { s.complete = true })
+    res.on('close', () => { s.closedAt = Date.now(); s.finished = res.writableFinished })
+    if (req.url === '/big') {
+      // 256 MiB in 64 KiB writes, following backpressure: far more than any socket buffer holds.
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(256 * 1024 * 1024) })
+      const chunk = Buffer.alloc(64 * 1024, 120)
+      let left = 4096
+      // The last drain is the last time the gateway took more: its client's stall starts about then.
+      const pump = (): void => { s.lastDrainAt = Date.now(); while (left > 0) { left--; if (!res.write(chunk)) { res.once('drain', pump); return } } res.end() }
+      pump()
+      return
+    }
+    req.on('end', () => res.end(`got ${s.bodyBytes}`))
+  }))
 
   /** A raw connection: what arrived, and when it closed (ms since `t0`, set by the caller). */
-  function connect(to = port): Promise<{ sock: net.Socket; text: () => string; bytes: () => number; closed: Promise<number> }> {
+  function connect(to = f.port): Promise<{ sock: net.Socket; text: () => string; bytes: () => number; closed: Promise<number> }> {
     return new Promise((resolve) => {
       let text = ''
       let bytes = 0
@@ -177,37 +160,19 @@ describe('client timeouts', () => {
 })
 
 describe('slow uploads and upstream connections', () => {
-  let gw: Gateway
-  let up: http.Server
-  let port: number
-  let dir: string
   const bodies: number[] = []
-
-  before(async () => {
-    up = http.createServer((req, res) => {
+  // One upstream connection per worker: a streamed slow upload would take it for its whole body.
+  const f = gatewayFixture((port, origin) => ({ 'gw.yaml': catchAllConfig(port, '/', [origin], { service: '  connectionsPerEndpoint: 1\n' }) }),
+    () => http.createServer((req, res) => {
       let n = 0
       req.on('data', (d: Buffer) => { n += d.length })
       req.on('end', () => { if (req.method === 'POST') bodies.push(n); res.end(`got ${n}`) })
-    })
-    const upPort = await new Promise<number>((r) => up.listen(0, '127.0.0.1', () => r((up.address() as net.AddressInfo).port)))
-    port = await freePort()
-    dir = tempDir()
-    // One upstream connection per worker: a streamed slow upload would take it for its whole body.
-    writeConfig(dir, { 'gw.yaml': catchAllConfig(port, '/', [`http://127.0.0.1:${upPort}`], { service: '  connectionsPerEndpoint: 1\n' }) })
-    gw = await startGateway(dir)
-  })
-
-  after(async () => {
-    await gw?.stop()
-    up?.closeAllConnections()
-    await new Promise((r) => up?.close(r))
-    if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true })
-  })
+    }))
 
   test('small bodies are read whole before the upstream request: slow uploads hold no upstream connection, other requests are served meanwhile', async () => {
     const slow: net.Socket[] = []
     for (let i = 0; i < 4; i++) {
-      const s = net.connect(port, '127.0.0.1')
+      const s = net.connect(f.port, '127.0.0.1')
       s.on('error', () => {})
       await new Promise((r) => s.once('connect', r))
       s.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\nConnection: close\r\n\r\n0123456789')
@@ -216,7 +181,7 @@ describe('slow uploads and upstream connections', () => {
     const replies = slow.map((s) => new Promise<string>((r) => { let t = ''; s.on('data', (d: Buffer) => { t += d.toString('latin1') }); s.on('close', () => r(t)) }))
     await new Promise((r) => setTimeout(r, 300))
     for (let i = 0; i < 4; i++) {
-      const r = await rawRequest(port, 'GET /quick HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 3000)
+      const r = await rawRequest(f.port, 'GET /quick HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 3000)
       assert.match(r.text, /^HTTP\/1\.1 200 /, `GET ${i} while 4 uploads are pending: ${r.text.slice(0, 60) || '(no response)'}`)
     }
     assert.deepEqual(bodies, [], 'no upload reached the upstream before its body was complete')

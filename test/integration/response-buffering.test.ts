@@ -1,9 +1,8 @@
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import fs from 'node:fs'
 import net from 'node:net'
 import http from 'node:http'
-import { apiYaml, freePort, hostYaml, serviceYaml, startGateway, tempDir, waitFor, writeConfig, type Gateway } from '../helpers/gateway.js'
+import { apiYaml, gatewayFixture, hostYaml, serviceYaml, waitFor, type GatewayFixture } from '../helpers/gateway.js'
 
 /*
  * Slow readers against the real gateway (primary + 1 worker, so one pool and one cap) and
@@ -63,34 +62,17 @@ function stalledGet(port: number, path: string): Promise<{ sock: net.Socket; byt
 }
 
 /** A gateway (1 worker) in front of bigUpstream for the tests of one describe block. */
-function gatewayFor(limits: string, service: string): { gw: () => Gateway; port: () => number; seen: Seen[] } {
-  let gw: Gateway
-  let up: http.Server
-  let port: number
-  let dir: string
+function gatewayFor(limits: string, service: string): { f: GatewayFixture; seen: Seen[] } {
   const seen: Seen[] = []
-  before(async () => {
-    up = bigUpstream(seen)
-    const upPort = await new Promise<number>((r) => up.listen(0, '127.0.0.1', () => r((up.address() as net.AddressInfo).port)))
-    port = await freePort()
-    dir = tempDir()
-    writeConfig(dir, config(port, `http://127.0.0.1:${upPort}`, limits, service))
-    gw = await startGateway(dir)
-  })
-  after(async () => {
-    await gw?.stop()
-    up?.closeAllConnections()
-    await new Promise((r) => up?.close(r))
-    if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true })
-  })
-  return { gw: () => gw, port: () => port, seen }
+  const f = gatewayFixture((port, origin) => config(port, origin, limits, service), () => bigUpstream(seen))
+  return { f, seen }
 }
 
 describe('response buffering', () => {
   const g = gatewayFor(`{ responseBufferBytes: ${2 * BIG}, responseBufferTotalBytes: ${4 * BIG} }`, '')
 
   test('the upstream is done with a response its client does not read, and the client still gets all of it', async () => {
-    const c = await stalledGet(g.port(), '/big')
+    const c = await stalledGet(g.f.port, '/big')
     const s = await waitFor('the upstream to finish the response', () => g.seen.find((x) => x.url === '/big' && x.closedAt > 0), 15_000)
     assert.equal(s.finished, true, 'the upstream sent the whole response while the client read nothing')
     assert.ok(c.bytes() < BIG, `the client has read only ${c.bytes()} bytes so far`)
@@ -109,7 +91,7 @@ describe('slow readers without response buffering', () => {
     // (paused or cut): otherwise the pool would queue the next, or the order would change.
     const clients = []
     for (let i = 0; i < 3; i++) {
-      clients.push(await stalledGet(g.port(), '/big'))
+      clients.push(await stalledGet(g.f.port, '/big'))
       await waitFor(`the gateway to stop reading response ${i}`, () => {
         const b = g.seen.filter((x) => x.url === '/big')[i]
         return b !== undefined && (b.closedAt > 0 || (b.blockedSince > 0 && Date.now() - b.blockedSince > 500))
@@ -131,14 +113,14 @@ describe('slow readers without response buffering', () => {
 
     // The free connection serves everyone else.
     for (let i = 0; i < 5; i++) {
-      const r = await fetch(`http://127.0.0.1:${g.port()}/small`)
+      const r = await fetch(`http://127.0.0.1:${g.f.port}/small`)
       assert.equal(r.status, 200)
       assert.equal(await r.text(), 'small')
     }
 
-    const text = await (await fetch(`${g.gw().admin}/metrics`)).text()
+    const text = await (await fetch(`${g.f.gw.admin}/metrics`)).text()
     assert.match(text, /^gatehouse_requests_shed_total\{[^}]*reason="slow_reader"[^}]*\} 2$/m)
-    assert.match(g.gw().output(), /GH_WRN_SLOW_READERS_CUT/)
+    assert.match(g.f.gw.output(), /GH_WRN_SLOW_READERS_CUT/)
 
     // The held client, reading again, gets the whole response.
     const c0 = clients[0]!

@@ -114,9 +114,9 @@ export const ConfigurationSpec = Closed({
    * bounded by maxRequestsInFlight, uWS's fixed 10 s idle timeout and the unit's LimitNOFILE.
    */
   overload: Type.Optional(Closed({
-    /** Requests in flight per worker; 0 = no cap. */
     /** Client connections per worker before it stops accepting (src/worker/connection-cap.ts); 0 = no cap. */
     maxConnections: Type.Optional(Type.Integer({ minimum: 0, default: H.overload.maxConnections })),
+    /** Requests in flight per worker; 0 = no cap. */
     maxRequestsInFlight: Type.Optional(Type.Integer({ minimum: 0, default: H.overload.maxRequestsInFlight })),
     /** Event-loop lag (ms) beyond which a worker sheds; 0 = off. Sampled every 50 ms, so at least 50. */
     maxEventLoopLagMs: Type.Optional(Type.Union([Type.Literal(0), Type.Integer({ minimum: 50 })], {
