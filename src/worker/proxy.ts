@@ -1,8 +1,8 @@
 /**
- * The upstream leg of an exchange: one undici dispatch per attempt with an old-style
- * handler (onConnect/onHeaders/onData/onComplete/onError, raw header buffers), measured
- * as undici 7's fastest path (issue #2: the controller-style handler was 16% slower,
- * `request()` 10–28% slower). This adapter is the only code that knows that API.
+ * The upstream leg of an exchange: one dispatch per attempt with undici's old-style handler
+ * contract (onConnect/onHeaders/onData/onComplete/onError), which both upstream clients
+ * speak (upstream-client/ for http://, undici for https://). This adapter is the only code
+ * that knows that API.
  *
  * Backpressure both ways:
  *  - down: `onData` returns the Downstream's write result; false pauses undici, and
@@ -14,7 +14,7 @@
  */
 import { Readable } from 'node:stream'
 import * as channels from '../telemetry/channels.js'
-import type { Dispatcher } from 'undici'
+import type { DispatchHandler } from './upstream-client/types.js'
 import type { Exchange } from './exchange.js'
 import type { DownstreamListener } from './downstream.js'
 import { HOP_BY_HOP, removeConnectionTokens, type HeaderList } from './headers.js'
@@ -28,6 +28,7 @@ import { watchBody, type WatchedBody } from './client-timeouts.js'
 import { slowReaderCut } from './slow-readers.js'
 import type { ErrorCode } from '../errors.js'
 
+const NON_ASCII = /[^\x00-\x7f]/
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 /** Response headers we never forward: hop-by-hop, and framing that uWS writes itself. */
 const DROP_RESPONSE = new Set([...HOP_BY_HOP, 'content-length', 'date'])
@@ -235,7 +236,7 @@ export class RequestBody extends Readable implements WatchedBody {
  * One upstream attempt. It is also the attempt's telemetry message (channels.UpstreamEvent):
  * publishing `this` costs no allocation per publish point.
  */
-export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListener, channels.UpstreamEvent {
+export class UpstreamCall implements DispatchHandler, DownstreamListener, channels.UpstreamEvent {
   statusCode = 0
   error: (Error & { code?: string }) | null = null
   code: string | null = null
@@ -271,7 +272,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
     this.endpoint.pool.dispatch({
       path,
       method: ex.method,
-      headers: ex.headers as string[],
+      headers: ex.headers,
       body: this.body,
     }, this)
   }
@@ -312,10 +313,11 @@ export class UpstreamCall implements Dispatcher.DispatchHandler, DownstreamListe
         if (name === 'content-length') { contentLength = Number(value.toString()); continue }
         if (name === 'connection') { connection = value.toString(); continue }
         if (DROP_RESPONSE.has(name)) continue
-        // No copy: the values are written to uWS (which copies them) with the first body
-        // bytes or at the end of this parse at the latest (Downstream.start), and the
-        // buffers are views of the socket chunk being parsed, which nothing reuses.
-        headers.push(name, value)
+        // No copy of a Buffer (undici): the values are written to uWS (which copies them)
+        // with the first body bytes or at the end of this parse at the latest
+        // (Downstream.start), and they are views of a socket chunk nothing reuses. A string
+        // (llhttp: latin1) with bytes above 0x7f goes as bytes: uWS would encode it as UTF-8.
+        headers.push(name, typeof value === 'string' && NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value)
       }
     }
     if (connection !== null) removeConnectionTokens(headers, connection)

@@ -1,5 +1,6 @@
 /**
- * Upstream services: one undici Pool per endpoint (keep-alive), weighted load balancing,
+ * Upstream services: one connection pool per endpoint (keep-alive; our own HTTP/1.1 client
+ * for http://, undici for https://), weighted load balancing,
  * passive ejection and active health checks, and the single place where undici failures
  * become Gatehouse error codes.
  *
@@ -12,13 +13,16 @@
 import { Pool, errors as undiciErrors } from 'undici'
 import type { ActiveHealthSnap, EndpointSnap, ServiceSnap } from '../config/snapshot.js'
 import type { ErrorCode } from '../errors.js'
+import { H1Pool } from './upstream-client/pool.js'
+import { probe } from './upstream-client/probe.js'
+import type { UpstreamPool } from './upstream-client/types.js'
 
 export class Endpoint {
   readonly key: string
   readonly origin: string
   readonly pathPrefix: string
   weight: number
-  readonly pool: Pool
+  readonly pool: UpstreamPool
   /** Requests in flight from this worker (least-request). */
   active = 0
   /** Connections held paused because their client lags behind full buffers (proxy.ts). */
@@ -44,16 +48,17 @@ export class Endpoint {
     this.pathPrefix = ep.pathPrefix
     this.weight = ep.weight
     this.maxPausedByClients = Math.ceil(svc.connectionsPerEndpoint / 2)
-    this.pool = new Pool(ep.origin, {
+    const opts = {
       connections: svc.connectionsPerEndpoint,
       keepAliveTimeout: svc.keepAliveTimeoutMs,
       connectTimeout: svc.connectTimeoutMs,
       headersTimeout: svc.responseTimeoutMs,
       bodyTimeout: svc.responseTimeoutMs,
-      // llhttp counts header names + values; beyond → HeadersOverflowError, socket destroyed.
+      // Beyond → UND_ERR_HEADERS_OVERFLOW, the connection is dropped.
       maxHeaderSize: svc.maxResponseHeaderBytes,
-      pipelining: 1,
-    })
+    }
+    // TLS to upstreams is rare and not on the path the benchmarks measure: undici keeps it.
+    this.pool = ep.origin.startsWith('https:') ? new Pool(ep.origin, { ...opts, pipelining: 1 }) as unknown as UpstreamPool : new H1Pool(ep.origin, opts)
   }
 
   available(now: number): boolean {
@@ -105,11 +110,8 @@ export class Endpoint {
       // A check still running (connect time comes on top of timeoutMs) is not doubled up.
       if (this.hcRunning) return
       this.hcRunning = true
-      this.pool.request({ path: this.pathPrefix + hc.path, method: 'GET', headersTimeout: hc.timeoutMs, bodyTimeout: hc.timeoutMs })
-        .then(async (r) => {
-          await r.body.dump()
-          return r.statusCode >= hc.expectedStatus[0] && r.statusCode <= hc.expectedStatus[1]
-        })
+      probe(this.pool, this.pathPrefix + hc.path, hc.timeoutMs)
+        .then((status) => status >= hc.expectedStatus[0] && status <= hc.expectedStatus[1])
         .catch(() => false)
         .then((ok) => {
           this.hcRunning = false

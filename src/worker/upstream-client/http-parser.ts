@@ -1,0 +1,45 @@
+/**
+ * Node's built-in llhttp binding (the parser node:http itself runs), typed for the
+ * response side. It is strict by default (no lenient flags), parses a whole socket chunk
+ * per call, and hands the head over in one callback with the fields as latin1 strings,
+ * instead of undici's wasm parser with a JS callback per header field and per body piece.
+ *
+ * `_http_common` is not in @types/node: this is the one place that reaches it.
+ *
+ * @module
+ */
+import { createRequire } from 'node:module'
+
+export interface NodeHttpParser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void
+  /** Bytes parsed, or an Error with `code` (HPE_*) and `bytesParsed`. */
+  execute(data: Buffer): number | (Error & { code: string, bytesParsed: number })
+  /** At EOF: completes a response framed by the connection's end, or reports a truncated one. */
+  finish(): undefined | (Error & { code: string })
+  /** Inside a callback: stop after the current element; `execute` returns the bytes taken so far. */
+  pause(): void
+  resume(): void
+  close(): void
+  free(): void
+  remove(): void
+  [k: number]: unknown
+}
+
+interface HTTPParserClass {
+  new (): NodeHttpParser
+  REQUEST: number
+  RESPONSE: number
+  kOnHeaders: number
+  kOnHeadersComplete: number
+  kOnBody: number
+  kOnMessageComplete: number
+  kOnExecute: number
+  kLenientNone: number
+}
+
+const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser: HTTPParserClass }
+
+export { HTTPParser }
+
+/** On-headers-complete return values (node_http_parser.cc): 1 = the response has no body. */
+export const SKIP_BODY = 1

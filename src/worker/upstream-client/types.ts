@@ -1,0 +1,35 @@
+/**
+ * The dispatch contract the upstream client shares with undici's legacy handler API, so
+ * proxy.ts's UpstreamCall and the health checks run unchanged on either client.
+ *
+ * @module
+ */
+import type { Readable } from 'node:stream'
+
+export interface DispatchOptions {
+  path: string
+  method: string
+  /** Flat `[name, value, ...]`, names lowercase. */
+  headers: readonly unknown[]
+  body: Readable | null
+  /** Per-request overrides of the pool's timeouts (health checks). */
+  headersTimeout?: number
+  bodyTimeout?: number
+}
+
+export interface DispatchHandler {
+  /** Called once the attempt holds a connection; `abort` ends it with onError. */
+  onConnect?(abort: (err?: Error) => void): void
+  /** Returns false to pause reading until `resume`. */
+  onHeaders?(statusCode: number, rawHeaders: Buffer[] | string[] | null, resume: () => void, statusText: string): boolean
+  onData?(chunk: Buffer): boolean
+  onComplete?(trailers: string[] | null): void
+  onError?(err: Error): void
+}
+
+export interface UpstreamPool {
+  dispatch(opts: DispatchOptions, handler: DispatchHandler): boolean
+  readonly stats: { readonly connected: number }
+  /** Graceful: queued and running requests finish, then every connection closes. */
+  close(): Promise<void>
+}
