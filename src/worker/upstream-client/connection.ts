@@ -23,6 +23,7 @@ import {
   unexpectedUpgrade, unsolicitedResponse, type UpstreamClientError,
 } from './errors.js'
 import { armSweep } from './timers.js'
+import { giveBack } from '../body-chunks.js'
 
 /** What the pool tells a connection when it may take the next request or must go. */
 export interface ConnectionOwner {
@@ -161,11 +162,11 @@ export class H1Connection {
     if (this.chunked) {
       s.cork()
       s.write(chunk.length.toString(16) + '\r\n', 'latin1')
-      s.write(chunk)
+      s.write(chunk, () => giveBack(chunk))
       ok = s.write('\r\n', 'latin1')
       s.uncork()
     } else {
-      ok = s.write(chunk)
+      ok = s.write(chunk, () => giveBack(chunk))
     }
     // The upstream is still receiving: its answer is not late yet (undici refreshes the same way).
     if (this.wait === Wait.Head) this.deadline = performance.now() + this.headersTimeoutMs
