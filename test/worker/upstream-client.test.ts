@@ -77,6 +77,23 @@ test('keep-alive: sequential requests share one connection, with the Host line a
   srv.server.close()
 })
 
+test('a Content-Length body split across reads, then the next response on the connection is parsed as strictly as the first', async () => {
+  let n = 0
+  const srv = await rawServer((s) => {
+    if (n++ === 0) { s.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n'); setTimeout(() => s.write('abc'), 30); setTimeout(() => s.write('def'), 60) }
+    else s.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello!')
+  })
+  const pool = new H1Pool(srv.origin, OPTS)
+  const a = await call(pool)
+  assert.equal(a.error, null)
+  assert.equal(a.body.toString(), 'abcdef')
+  const b = await call(pool)
+  assert.equal(b.error?.code, 'HPE_UNEXPECTED_CONTENT_LENGTH')
+  assert.equal(srv.stats.connections, 1, 'both went on one connection')
+  await pool.close()
+  srv.server.close()
+})
+
 test('requests beyond `connections` wait for a free connection, first in first out', async () => {
   const pending: net.Socket[] = []
   const srv = await rawServer((s) => { pending.push(s) })

@@ -43,3 +43,9 @@ export { HTTPParser }
 
 /** On-headers-complete return values (node_http_parser.cc): 1 = the response has no body. */
 export const SKIP_BODY = 1
+/**
+ * 2 = stop after the head (meant for upgrades): llhttp ends the message there and `execute`
+ * returns the head's length, leaving the body bytes to the caller; the parser is ready for
+ * the next response.
+ */
+export const HEAD_ONLY = 2
