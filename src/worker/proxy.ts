@@ -14,7 +14,7 @@
  */
 import { Readable } from 'node:stream'
 import * as channels from '../telemetry/channels.js'
-import type { DispatchHandler } from './upstream-client/types.js'
+import type { DispatchHandler } from './upstream-client/dispatch.js'
 import type { Exchange } from './exchange.js'
 import type { DownstreamListener } from './downstream.js'
 import { HOP_BY_HOP, removeConnectionTokens, type HeaderList } from './headers.js'

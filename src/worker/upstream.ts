@@ -15,7 +15,7 @@ import type { ActiveHealthSnap, EndpointSnap, ServiceSnap } from '../config/snap
 import type { ErrorCode } from '../errors.js'
 import { H1Pool } from './upstream-client/pool.js'
 import { probe } from './upstream-client/probe.js'
-import type { UpstreamPool } from './upstream-client/types.js'
+import type { UpstreamPool } from './upstream-client/dispatch.js'
 
 export class Endpoint {
   readonly key: string

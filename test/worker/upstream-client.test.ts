@@ -12,7 +12,7 @@ import { once } from 'node:events'
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { H1Pool, type H1PoolOptions } from '../../src/worker/upstream-client/pool.js'
-import type { DispatchHandler, DispatchOptions } from '../../src/worker/upstream-client/types.js'
+import type { DispatchHandler, DispatchOptions } from '../../src/worker/upstream-client/dispatch.js'
 
 interface Result { status: number, headers: string[], body: Buffer, error: (Error & { code?: string }) | null }
 

@@ -17,7 +17,7 @@
 import net from 'node:net'
 import type { Readable } from 'node:stream'
 import { HEAD_ONLY, HTTPParser, SKIP_BODY, type NodeHttpParser } from './http-parser.js'
-import type { DispatchHandler, DispatchOptions } from './types.js'
+import type { DispatchHandler, DispatchOptions } from './dispatch.js'
 import {
   bodyTimeout, connectTimeout, headersTimeout, otherSideClosed, parseFailure, requestAborted,
   unexpectedUpgrade, unsolicitedResponse, type UpstreamClientError,

@@ -13,7 +13,7 @@
 import { H1Connection, type ConnectionOwner } from './connection.js'
 import { poolClosed } from './errors.js'
 import { lastChunked, requestHead } from './request-head.js'
-import type { DispatchHandler, DispatchOptions, UpstreamPool } from './types.js'
+import type { DispatchHandler, DispatchOptions, UpstreamPool } from './dispatch.js'
 
 export interface H1PoolOptions {
   connections: number

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { DispatchHandler, UpstreamPool } from './types.js'
+import type { DispatchHandler, UpstreamPool } from './dispatch.js'
 
 export function probe(pool: UpstreamPool, path: string, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
