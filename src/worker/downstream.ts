@@ -180,7 +180,7 @@ export class Downstream {
   }
 
   /**
-   * Sends one body chunk. False when the client is not keeping up: the chunk is kept (sent
+   * Sends one body chunk (valid during this call only: what is kept is copied). False when the client is not keeping up: the chunk is kept (sent
    * from onWritable), and the producer either pauses until `onDrain` or, when
    * `mayBuffer()`, goes on and its next chunks are queued.
    */
@@ -188,7 +188,7 @@ export class Downstream {
     if (this.state !== DownState.Streaming) return true
     this.bytesOut += buf.length
     if (this.pending !== null) {
-      (this.queue ??= []).push(buf)
+      (this.queue ??= []).push(Buffer.from(buf))
       this.hold(buf.length)
       return false
     }
@@ -202,7 +202,8 @@ export class Downstream {
         const r = res.tryEnd(buf, this.total)
         ok = r[0]
         done = r[1]
-        if (!ok && !done) { this.pending = buf; this.pendingOffset = offset; this.hold(buf.length) }
+        // Kept past this call: a copy (the upstream client's chunks live until it returns).
+        if (!ok && !done) { this.pending = Buffer.from(buf); this.pendingOffset = offset; this.hold(buf.length) }
       } else {
         ok = res.write(buf)
       }

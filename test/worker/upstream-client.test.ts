@@ -27,7 +27,7 @@ function call(pool: H1Pool, opts: Partial<DispatchOptions> = {}, handler: Partia
     pool.dispatch({ path: '/', method: 'GET', headers: [], body: null, ...opts }, {
       onConnect() {},
       onHeaders(status, headers, resume, text) { r.status = status; r.headers = headers as string[]; return handler.onHeaders?.(status, headers, resume, text) ?? true },
-      onData(b) { chunks.push(b); return handler.onData?.(b) ?? true },
+      onData(b) { chunks.push(Buffer.from(b)); return handler.onData?.(b) ?? true },
       onComplete() { clearTimeout(t); r.body = Buffer.concat(chunks); resolve(r) },
       onError(e) { clearTimeout(t); r.error = e; r.body = Buffer.concat(chunks); resolve(r) },
     })

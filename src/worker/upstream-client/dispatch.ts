@@ -22,6 +22,10 @@ export interface DispatchHandler {
   onConnect?(abort: (err?: Error) => void): void
   /** Returns false to pause reading until `resume`. */
   onHeaders?(statusCode: number, rawHeaders: Buffer[] | string[] | null, resume: () => void, statusText: string): boolean
+  /**
+   * A piece of the body. Valid during this call only (the client reads into one reused
+   * buffer): copy what is kept beyond it. undici's chunks are owned, which this allows.
+   */
   onData?(chunk: Buffer): boolean
   onComplete?(trailers: string[] | null): void
   onError?(err: Error): void

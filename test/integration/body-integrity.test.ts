@@ -1,9 +1,11 @@
 /**
- * Request bodies streamed upstream arrive byte for byte, however many stream at once.
- * The streaming path copies uWS chunks into recycled slabs (src/worker/body-chunks.ts)
- * that go back to a free list when the upstream write completes: a slab given back too
- * early would put one request's bytes into another's body. Each upload here has its own
- * pseudo-random content, and the upstream returns the SHA-256 of what it received.
+ * Bodies arrive byte for byte, however many stream at once, both ways. Both directions
+ * reuse memory: request-body chunks are copied into recycled slabs (src/worker/body-chunks.ts)
+ * given back when the upstream write completes, and the upstream client reads every
+ * response into one buffer per worker, so whatever the gateway keeps of a response body
+ * (read-ahead for a lagging client, downstream.ts) must be a copy. A slab given back too
+ * early, or a view kept instead of a copy, would put one exchange's bytes into another's
+ * body. Each body here has its own pseudo-random content, checked by SHA-256.
  */
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -55,10 +57,37 @@ describe('request body integrity under concurrency', () => {
   const f = gatewayFixture((port, origin) => ({
     'a.yaml': catchAllConfig(port, '/up', [origin], { api: `  maxRequestBodyBytes: ${64 * MiB}\n` }),
   }), () => http.createServer((req, res) => {
+    const dl = /\/dl\/(\d+)\/(\d+)$/.exec(req.url!)
+    if (dl !== null) {
+      const body = content(Number(dl[1]), Number(dl[2]))
+      res.writeHead(200, { 'content-length': body.length })
+      res.end(body)
+      return
+    }
     const h = createHash('sha256')
     req.on('data', (c: Buffer) => h.update(c))
     req.on('end', () => res.end(h.digest('hex')))
   }))
+
+  test('twelve concurrent downloads of 2-5 MiB, read late by their clients (read-ahead keeps chunks), arrive unchanged', async () => {
+    const sizes = Array.from({ length: 12 }, (_, i) => (2 + (i % 4)) * MiB)
+    const got = await Promise.all(sizes.map((size, i) => new Promise<{ status: number, sha: string }>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: f.port, path: `/up/dl/${i + 7}/${size}`, agent: false }, (res) => {
+        const h = createHash('sha256')
+        // Not reading at first: the gateway reads ahead and queues what the client does not take.
+        res.pause()
+        setTimeout(() => {
+          res.on('data', (c: Buffer) => h.update(c))
+          res.on('end', () => resolve({ status: res.statusCode!, sha: h.digest('hex') }))
+          res.resume()
+        }, 300)
+      }).on('error', reject)
+    })))
+    for (let i = 0; i < sizes.length; i++) {
+      assert.equal(got[i]!.status, 200)
+      assert.equal(got[i]!.sha, sha(content(i + 7, sizes[i]!)), `download ${i} arrived changed`)
+    }
+  })
 
   for (const chunked of [false, true]) {
     test(`twelve concurrent ${chunked ? 'chunked' : 'Content-Length'} uploads of 3-6 MiB each arrive unchanged`, async () => {
