@@ -4,7 +4,9 @@
  *
  * Per request on the hot path: one `write` of the head (with no body, the whole request),
  * one `execute` of Node's llhttp per socket read, and the handler's callbacks. No timers
- * are armed per request: the pool's sweep compares `deadline` (see timers.ts).
+ * are armed per request: the pool's sweep compares `deadline` (see timers.ts). No buffer is
+ * allocated per read either: every socket reads into `READ_BUFFER`, and a Content-Length
+ * body is handed over as views of it (llhttp parses the head only), valid during onData.
  *
  * Order of events the code relies on:
  *  - `release` back to the pool waits until `execute` returned: bytes after a complete
@@ -15,15 +17,14 @@
  * @module
  */
 import net from 'node:net'
-import type { Readable } from 'node:stream'
 import { HEAD_ONLY, HTTPParser, SKIP_BODY, type NodeHttpParser } from './http-parser.js'
 import type { DispatchHandler, DispatchOptions } from './dispatch.js'
 import {
   bodyTimeout, connectTimeout, headersTimeout, otherSideClosed, parseFailure, requestAborted,
-  unexpectedUpgrade, unsolicitedResponse, type UpstreamClientError,
+  unexpectedUpgrade, unsolicitedResponse,
 } from './errors.js'
 import { armSweep } from './timers.js'
-import { giveBack } from '../body-chunks.js'
+import { BodyWriter, type BodyWriterEvents } from './body-writer.js'
 
 /** What the pool tells a connection when it may take the next request or must go. */
 export interface ConnectionOwner {
@@ -77,7 +78,7 @@ function ownableLength(fields: readonly string[]): number {
   return cl
 }
 
-export class H1Connection {
+export class H1Connection implements BodyWriterEvents {
   readonly socket: net.Socket
   private readonly parser: NodeHttpParser
   connected = false
@@ -105,7 +106,7 @@ export class H1Connection {
   private info = false
   private keepAlive = true
   private bodyDone = true
-  private body: Readable | null = null
+  private writer: BodyWriter | null = null
   private chunked = false
   private paused = false
   /** Bytes of the request went out: ending it early makes the connection unusable. */
@@ -143,14 +144,12 @@ export class H1Connection {
     s.on('close', this.onSocketClose)
   }
 
-  get busy(): boolean { return this.handler !== null }
-
   /** Sends a request (its head made by `requestHead`); the connection must be connected and idle. */
   send(opts: DispatchOptions, handler: DispatchHandler, head: string, chunked: boolean): void {
     // The pool never offers a closed connection; if it ever did, the request must not hang.
     if (this.closed) { handler.onError!(otherSideClosed()); return }
     const gen = ++this.gen
-    if (this.opts !== null) this.served++
+    if (this.written) this.served++
     this.handler = handler
     this.opts = opts
     this.head = head
@@ -177,59 +176,32 @@ export class H1Connection {
     }
     this.bodyDone = false
     this.chunked = chunked
-    this.body = body
     this.socket.write(head, 'latin1')
-    body.on('data', this.onBodyData)
-    body.on('end', this.onBodyEnd)
-    body.on('close', this.onBodyClose)
-    body.on('error', this.onBodyError)
+    this.writer = new BodyWriter(body, this.socket, chunked, this)
   }
 
-  // ── request body ──
-  private onBodyData = (chunk: Buffer): void => {
-    const s = this.socket
-    let ok: boolean
-    if (this.chunked) {
-      s.cork()
-      s.write(chunk.length.toString(16) + '\r\n', 'latin1')
-      s.write(chunk, () => giveBack(chunk))
-      ok = s.write('\r\n', 'latin1')
-      s.uncork()
-    } else {
-      ok = s.write(chunk, () => giveBack(chunk))
-    }
+  // ── request body (BodyWriterEvents) ──
+  progress(): void {
     // The upstream is still receiving: its answer is not late yet (undici refreshes the same way).
     if (this.wait === Wait.Head) this.deadline = performance.now() + this.headersTimeoutMs
-    if (!ok) { this.body!.pause(); s.once('drain', this.onSocketDrain) }
   }
 
-  private onSocketDrain = (): void => { this.body?.resume() }
-
-  private onBodyEnd = (): void => {
-    if (this.chunked) this.socket.write('0\r\n\r\n', 'latin1')
+  done(): void {
     this.bodyDone = true
-    this.detachBody()
+    this.writer = null
   }
 
-  /** Destroyed before its end: the request cannot complete upstream. */
-  private onBodyClose = (): void => {
-    if (this.bodyDone) return
-    this.detachBody()
+  cut(): void {
+    this.writer = null
     if (this.handler !== null) this.abort(requestAborted())
     else this.destroy() // the response already came: only the half-sent body is left to stop
   }
 
-  private onBodyError = (): void => { /* 'close' follows and decides */ }
-
   private detachBody(): void {
-    const b = this.body
-    if (b === null) return
-    this.body = null
-    b.off('data', this.onBodyData)
-    b.off('end', this.onBodyEnd)
-    b.off('close', this.onBodyClose)
-    b.off('error', this.onBodyError)
-    this.socket.off('drain', this.onSocketDrain)
+    const w = this.writer
+    if (w === null) return
+    this.writer = null
+    w.detach()
   }
 
   // ── response ──
@@ -455,5 +427,3 @@ export class H1Connection {
     this.destroy()
   }
 }
-
-export type { UpstreamClientError }
