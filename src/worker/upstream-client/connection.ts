@@ -26,16 +26,22 @@ import {
 import { armSweep } from './timers.js'
 import { BodyWriter, type BodyWriterEvents } from './body-writer.js'
 
-/** What the pool tells a connection when it may take the next request or must go. */
-export interface ConnectionOwner {
+/** One endpoint's connection settings, shared by all its connections. */
+export interface ConnectionSettings {
   readonly host: string
   readonly port: number
+  /** `host: <origin host>\r\n`, for requests without a Host header. */
   readonly hostLine: string
   readonly maxHeaderSize: number
   readonly connectTimeoutMs: number
   readonly headersTimeoutMs: number
   readonly bodyTimeoutMs: number
   readonly keepAliveTimeoutMs: number
+}
+
+/** What the pool tells a connection when it may take the next request or must go. */
+export interface ConnectionOwner {
+  readonly settings: ConnectionSettings
   /** The connection is up, or its request ended and it can serve another. */
   onReady(c: H1Connection): void
   /** The connection could not be opened: its bound request, or one waiting request, gets `err`. */
@@ -125,17 +131,20 @@ export class H1Connection implements BodyWriterEvents {
   /** Head fields flushed early by llhttp (more than 32 fields). */
   private headerAcc: string[] | null = null
 
+  private readonly settings: ConnectionSettings
+
   constructor(private readonly owner: ConnectionOwner, readonly bound: Bound | null = null) {
+    const settings = this.settings = owner.settings
     const p = this.parser = new HTTPParser()
-    p.initialize(HTTPParser.RESPONSE, this, owner.maxHeaderSize, HTTPParser.kLenientNone)
+    p.initialize(HTTPParser.RESPONSE, this, settings.maxHeaderSize, HTTPParser.kLenientNone)
     p[HTTPParser.kOnHeaders] = this.onParserHeaders
     p[HTTPParser.kOnHeadersComplete] = this.onHeadersComplete
     p[HTTPParser.kOnBody] = this.onBody
     p[HTTPParser.kOnMessageComplete] = this.onMessageComplete
-    this.deadline = performance.now() + owner.connectTimeoutMs
+    this.deadline = performance.now() + settings.connectTimeoutMs
     armSweep(this)
     const s = this.socket = net.connect({
-      host: owner.host, port: owner.port, noDelay: true,
+      host: settings.host, port: settings.port, noDelay: true,
       onread: { buffer: READ_BUFFER, callback: this.onRead },
     })
     s.on('connect', this.onConnect)
@@ -158,8 +167,8 @@ export class H1Connection implements BodyWriterEvents {
     this.skipBody = opts.method === 'HEAD'
     this.keepAlive = true
     this.info = false
-    this.headersTimeoutMs = opts.headersTimeout ?? this.owner.headersTimeoutMs
-    this.bodyTimeoutMs = opts.bodyTimeout ?? this.owner.bodyTimeoutMs
+    this.headersTimeoutMs = opts.headersTimeout ?? this.settings.headersTimeoutMs
+    this.bodyTimeoutMs = opts.bodyTimeout ?? this.settings.bodyTimeoutMs
     this.wait = Wait.None
     handler.onConnect?.((err) => { if (this.gen === gen) this.abort(err) })
     // Aborted from onConnect (the client left meanwhile): nothing was written, keep the connection.
@@ -225,7 +234,7 @@ export class H1Connection implements BodyWriterEvents {
     if (this.bodyLeft > 0) {
       // llhttp stopped after a head whose body is ours (HEAD_ONLY). It is left in its
       // upgrade state, which misparses the next response: start it afresh (0.2 µs).
-      this.parser.initialize(HTTPParser.RESPONSE, this, this.owner.maxHeaderSize, HTTPParser.kLenientNone)
+      this.parser.initialize(HTTPParser.RESPONSE, this, this.settings.maxHeaderSize, HTTPParser.kLenientNone)
       if (r < buf.length) { this.ownBody(buf.subarray(r)); return }
     }
     this.afterExecute()
@@ -261,7 +270,7 @@ export class H1Connection implements BodyWriterEvents {
     this.completed = false
     if (this.garbage || !this.keepAlive || !this.bodyDone || this.closed) { this.destroy(); return }
     this.wait = Wait.Idle
-    this.deadline = performance.now() + this.owner.keepAliveTimeoutMs
+    this.deadline = performance.now() + this.settings.keepAliveTimeoutMs
     this.owner.onReady(this)
   }
 
@@ -354,7 +363,7 @@ export class H1Connection implements BodyWriterEvents {
       return
     }
     if (dirty) this.destroy()
-    else { this.wait = Wait.Idle; this.deadline = performance.now() + this.owner.keepAliveTimeoutMs }
+    else { this.wait = Wait.Idle; this.deadline = performance.now() + this.settings.keepAliveTimeoutMs }
     h.onError!(err)
     if (!dirty) this.owner.onReady(this)
   }
@@ -374,7 +383,7 @@ export class H1Connection implements BodyWriterEvents {
   /** The sweep found `deadline` passed. */
   timedOut(): void {
     switch (this.wait) {
-      case Wait.Connect: this.fail(connectTimeout(this.owner.connectTimeoutMs)); return
+      case Wait.Connect: this.fail(connectTimeout(this.settings.connectTimeoutMs)); return
       case Wait.Head: this.endRequest(headersTimeout(this.headersTimeoutMs), true); return
       case Wait.Body: this.endRequest(bodyTimeout(this.bodyTimeoutMs), true); return
       case Wait.Idle: this.destroy(); return

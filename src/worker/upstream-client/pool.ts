@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { H1Connection, type ConnectionOwner } from './connection.js'
+import { H1Connection, type ConnectionOwner, type ConnectionSettings } from './connection.js'
 import { poolClosed } from './errors.js'
 import { lastChunked, requestHead } from './request-head.js'
 import type { DispatchHandler, DispatchOptions, UpstreamPool } from './dispatch.js'
@@ -25,14 +25,7 @@ export interface H1PoolOptions {
 }
 
 export class H1Pool implements UpstreamPool, ConnectionOwner {
-  readonly host: string
-  readonly port: number
-  readonly hostLine: string
-  readonly maxHeaderSize: number
-  readonly connectTimeoutMs: number
-  readonly headersTimeoutMs: number
-  readonly bodyTimeoutMs: number
-  readonly keepAliveTimeoutMs: number
+  readonly settings: ConnectionSettings
   private readonly max: number
 
   private readonly all = new Set<H1Connection>()
@@ -51,16 +44,18 @@ export class H1Pool implements UpstreamPool, ConnectionOwner {
   constructor(origin: string, opts: H1PoolOptions) {
     const u = new URL(origin)
     if (u.protocol !== 'http:') throw new Error(`H1Pool speaks plain http only, got ${origin}`)
-    // [::1] → ::1 for net.connect; the Host line keeps the brackets.
-    this.host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname
-    this.port = u.port === '' ? 80 : Number(u.port)
-    this.hostLine = `host: ${u.host}\r\n`
+    this.settings = {
+      // [::1] → ::1 for net.connect; the Host line keeps the brackets.
+      host: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname,
+      port: u.port === '' ? 80 : Number(u.port),
+      hostLine: `host: ${u.host}\r\n`,
+      maxHeaderSize: opts.maxHeaderSize,
+      connectTimeoutMs: opts.connectTimeout,
+      headersTimeoutMs: opts.headersTimeout,
+      bodyTimeoutMs: opts.bodyTimeout,
+      keepAliveTimeoutMs: opts.keepAliveTimeout,
+    }
     this.max = opts.connections
-    this.maxHeaderSize = opts.maxHeaderSize
-    this.connectTimeoutMs = opts.connectTimeout
-    this.headersTimeoutMs = opts.headersTimeout
-    this.bodyTimeoutMs = opts.bodyTimeout
-    this.keepAliveTimeoutMs = opts.keepAliveTimeout
     const all = this.all
     this.stats = {
       get connected(): number {
@@ -74,7 +69,7 @@ export class H1Pool implements UpstreamPool, ConnectionOwner {
   dispatch(opts: DispatchOptions, handler: DispatchHandler): boolean {
     if (this.closing) { handler.onError!(poolClosed()); return false }
     // Checked before any connection is taken: a request that cannot be sent is not the endpoint's failure.
-    const head = requestHead(opts.method, opts.path, opts.headers, this.hostLine, opts.body !== null)
+    const head = requestHead(opts.method, opts.path, opts.headers, this.settings.hostLine, opts.body !== null)
     if (typeof head !== 'string') { handler.onError!(head); return false }
     const c = this.idle.pop()
     if (c !== undefined) { c.send(opts, handler, head, lastChunked); return true }
