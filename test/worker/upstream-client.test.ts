@@ -113,7 +113,7 @@ test('requests beyond `connections` wait for a free connection, first in first o
   srv.server.close()
 })
 
-test('a connection the upstream closes while idle is never handed a request (no hang, no error)', async () => {
+test('an upstream that closes each connection after its response: every request fired meanwhile succeeds (the keep-alive race is retried)', async () => {
   // The server closes each connection 20 ms after its response; requests are fired from
   // setImmediate the whole time, so some land between the EOF and the socket's 'close'.
   const srv = await rawServer((s) => { s.write(OK); setTimeout(() => s.end(), 20) })
@@ -129,6 +129,23 @@ test('a connection the upstream closes while idle is never handed a request (no 
   }
   assert.ok(done > 5, `only ${done} requests in 400 ms`)
   assert.ok(srv.stats.connections > 2, 'the server did close connections')
+  await pool.close()
+  srv.server.close()
+})
+
+test('a connection the keep-alive sweep closes leaves the pool at once: a request in the same tick opens a new one', async () => {
+  // White-box: the sweep's own entry point on the pool's idle connection, then a dispatch
+  // before the socket's 'close' (which comes a loop iteration later).
+  const srv = await rawServer((s) => s.write(OK))
+  const pool = new H1Pool(srv.origin, OPTS)
+  assert.equal((await call(pool)).status, 200)
+  const idle = (pool as unknown as { idle: Array<{ wait: number, timedOut(): void }> }).idle
+  assert.equal(idle.length, 1)
+  idle[0]!.timedOut() // as if keepAliveTimeout passed (wait is Idle)
+  const r = await call(pool)
+  assert.equal(r.error, null, r.error?.message)
+  assert.equal(r.status, 200)
+  assert.equal(srv.stats.connections, 2)
   await pool.close()
   srv.server.close()
 })
