@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { copyChunk } from './uws.js'
 
 const SLAB = 512 * 1024
 /** Smaller chunks come from Node's own pool or are cheap enough. */
@@ -25,14 +26,10 @@ const lent = new WeakSet<Buffer>()
 /** A copy of a uWS body chunk, in a recycled slab when the size suits. */
 export function takeChunk(ab: ArrayBuffer): Buffer {
   const n = ab.byteLength
-  let b: Buffer
-  if (n < MIN || n > SLAB) {
-    b = Buffer.allocUnsafe(n)
-  } else {
-    b = Buffer.from(free.pop() ?? new ArrayBuffer(SLAB), 0, n)
-    lent.add(b)
-  }
+  if (n < MIN || n > SLAB) return copyChunk(ab)
+  const b = Buffer.from(free.pop() ?? new ArrayBuffer(SLAB), 0, n)
   b.set(new Uint8Array(ab))
+  lent.add(b)
   return b
 }
 

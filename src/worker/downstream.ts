@@ -180,9 +180,10 @@ export class Downstream {
   }
 
   /**
-   * Sends one body chunk (valid during this call only: what is kept is copied). False when the client is not keeping up: the chunk is kept (sent
-   * from onWritable), and the producer either pauses until `onDrain` or, when
-   * `mayBuffer()`, goes on and its next chunks are queued.
+   * Sends one body chunk, valid during this call only (what is kept is copied). False when
+   * the client is not keeping up: the chunk is kept (sent from onWritable), and the producer
+   * either pauses until `onDrain` or, when `mayBuffer()`, goes on and its next chunks are
+   * queued.
    */
   chunk(buf: Buffer): boolean {
     if (this.state !== DownState.Streaming) return true

@@ -5,16 +5,16 @@
  * that knows that API.
  *
  * Backpressure both ways:
- *  - down: `onData` returns the Downstream's write result; false pauses undici, and
- *    Downstream's `onDrain` calls the `resume` undici gave us;
+ *  - down: `onData` returns the Downstream's write result; false pauses the upstream
+ *    client, and Downstream's `onDrain` calls the `resume` it gave us;
  *  - up: the request body is a Readable fed by uWS `onData`; when its buffer is full the
- *    client connection is paused, and undici's next `read()` resumes it.
+ *    client connection is paused, and the upstream client's next `read()` resumes it.
  *
  * @module
  */
 import { Readable } from 'node:stream'
 import * as channels from '../telemetry/channels.js'
-import type { DispatchHandler } from './upstream-client/dispatch.js'
+import { IDEMPOTENT, type DispatchHandler } from './upstream-client/dispatch.js'
 import type { Exchange } from './exchange.js'
 import type { DownstreamListener } from './downstream.js'
 import { HOP_BY_HOP, removeConnectionTokens, type HeaderList } from './headers.js'
@@ -30,7 +30,6 @@ import { slowReaderCut } from './slow-readers.js'
 import type { ErrorCode } from '../errors.js'
 
 const NON_ASCII = /[^\x00-\x7f]/
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 /** Response headers we never forward: hop-by-hop, and framing that uWS writes itself. */
 const DROP_RESPONSE = new Set([...HOP_BY_HOP, 'content-length', 'date'])
 
@@ -68,7 +67,7 @@ export function forward(ex: Exchange): void {
 }
 
 /**
- * The request body as a Readable undici can stream upstream. Created synchronously in
+ * The request body as a Readable the upstream client streams upstream. Created synchronously in
  * the uWS handler (uWS delivers body chunks right after the handler returns).
  *
  * Hold mode (`hold`: the API has body inspectors, e.g. json-threat-protection): chunks are

@@ -1,8 +1,8 @@
 /**
  * Upstream services: one connection pool per endpoint (keep-alive; our own HTTP/1.1 client
  * for http://, undici for https://), weighted load balancing,
- * passive ejection and active health checks, and the single place where undici failures
- * become Gatehouse error codes.
+ * passive ejection and active health checks, and the single place where upstream failures
+ * (undici's codes, which the own client reuses) become Gatehouse error codes.
  *
  * Pools and health state outlive a snapshot: a reload that keeps an endpoint keeps its
  * connections and its ejection state (`UpstreamRegistry`). Endpoints that disappear are
@@ -58,6 +58,8 @@ export class Endpoint {
       maxHeaderSize: svc.maxResponseHeaderBytes,
     }
     // TLS to upstreams is rare and not on the path the benchmarks measure: undici keeps it.
+    // The cast: undici types headers as its own unions; the flat [name, value] list we pass
+    // is one of the shapes it accepts at runtime (lib/core/request.js).
     this.pool = ep.origin.startsWith('https:') ? new Pool(ep.origin, { ...opts, pipelining: 1 }) as unknown as UpstreamPool : new H1Pool(ep.origin, opts)
   }
 

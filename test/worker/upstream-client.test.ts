@@ -61,11 +61,17 @@ async function rawServer(onRequest: (s: net.Socket, head: string) => void) {
   return { stats, origin: `http://127.0.0.1:${port}`, port, server }
 }
 
+/** A raw server and a pool on it; `close` ends both. */
+async function poolOn(onRequest: (s: net.Socket, head: string) => void, opts: Partial<H1PoolOptions> = {}) {
+  const srv = await rawServer(onRequest)
+  const pool = new H1Pool(srv.origin, { ...OPTS, ...opts })
+  return { srv, pool, close: async () => { await pool.close(); srv.server.close() } }
+}
+
 const OK = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'
 
 test('keep-alive: sequential requests share one connection, with the Host line and the head as given', async () => {
-  const srv = await rawServer((s) => s.write(OK))
-  const pool = new H1Pool(srv.origin, OPTS)
+  const { srv, pool, close } = await poolOn((s) => s.write(OK))
   for (let i = 0; i < 3; i++) {
     const r = await call(pool, { path: '/a?b=1', headers: ['x-one', '1', 'x-two', 'zwei'] })
     assert.equal(r.error, null)
@@ -75,31 +81,27 @@ test('keep-alive: sequential requests share one connection, with the Host line a
   assert.equal(srv.stats.connections, 1)
   assert.equal(srv.stats.heads[0], `GET /a?b=1 HTTP/1.1\r\nx-one: 1\r\nx-two: zwei\r\nhost: 127.0.0.1:${srv.port}\r\n\r\n`)
   assert.equal(pool.stats.connected, 1)
-  await pool.close()
-  srv.server.close()
+  await close()
 })
 
 test('a Content-Length body split across reads, then the next response on the connection is parsed as strictly as the first', async () => {
   let n = 0
-  const srv = await rawServer((s) => {
+  const { srv, pool, close } = await poolOn((s) => {
     if (n++ === 0) { s.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n'); setTimeout(() => s.write('abc'), 30); setTimeout(() => s.write('def'), 60) }
     else s.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello!')
   })
-  const pool = new H1Pool(srv.origin, OPTS)
   const a = await call(pool)
   assert.equal(a.error, null)
   assert.equal(a.body.toString(), 'abcdef')
   const b = await call(pool)
   assert.equal(b.error?.code, 'HPE_UNEXPECTED_CONTENT_LENGTH')
   assert.equal(srv.stats.connections, 1, 'both went on one connection')
-  await pool.close()
-  srv.server.close()
+  await close()
 })
 
 test('requests beyond `connections` wait for a free connection, first in first out', async () => {
   const pending: net.Socket[] = []
-  const srv = await rawServer((s) => { pending.push(s) })
-  const pool = new H1Pool(srv.origin, { ...OPTS, connections: 2 })
+  const { srv, pool, close } = await poolOn((s) => { pending.push(s) }, { connections: 2 })
   const order: number[] = []
   const all = [0, 1, 2, 3, 4].map((i) => call(pool, { path: `/${i}` }).then((r) => { order.push(i); return r }))
   // Answer one request at a time, as they arrive, until all five got through.
@@ -111,15 +113,13 @@ test('requests beyond `connections` wait for a free connection, first in first o
   assert.ok(results.every((r) => r.error === null && r.status === 200))
   assert.equal(srv.stats.maxOpen, 2)
   assert.deepEqual(srv.stats.heads.map((h) => h.split(' ')[1]), ['/0', '/1', '/2', '/3', '/4'])
-  await pool.close()
-  srv.server.close()
+  await close()
 })
 
 test('an upstream that closes each connection after its response: every request fired meanwhile succeeds (the keep-alive race is retried)', async () => {
   // The server closes each connection 20 ms after its response; requests are fired from
   // setImmediate the whole time, so some land between the EOF and the socket's 'close'.
-  const srv = await rawServer((s) => { s.write(OK); setTimeout(() => s.end(), 20) })
-  const pool = new H1Pool(srv.origin, { ...OPTS, connections: 1 })
+  const { srv, pool, close } = await poolOn((s) => { s.write(OK); setTimeout(() => s.end(), 20) }, { connections: 1 })
   const deadline = Date.now() + 400
   let done = 0
   while (Date.now() < deadline) {
@@ -131,15 +131,13 @@ test('an upstream that closes each connection after its response: every request 
   }
   assert.ok(done > 5, `only ${done} requests in 400 ms`)
   assert.ok(srv.stats.connections > 2, 'the server did close connections')
-  await pool.close()
-  srv.server.close()
+  await close()
 })
 
 test('a connection the keep-alive sweep closes leaves the pool at once: a request in the same tick opens a new one', async () => {
   // White-box: the sweep's own entry point on the pool's idle connection, then a dispatch
   // before the socket's 'close' (which comes a loop iteration later).
-  const srv = await rawServer((s) => s.write(OK))
-  const pool = new H1Pool(srv.origin, OPTS)
+  const { srv, pool, close } = await poolOn((s) => s.write(OK))
   assert.equal((await call(pool)).status, 200)
   const idle = (pool as unknown as { idle: Array<{ wait: number, timedOut(): void }> }).idle
   assert.equal(idle.length, 1)
@@ -148,13 +146,11 @@ test('a connection the keep-alive sweep closes leaves the pool at once: a reques
   assert.equal(r.error, null, r.error?.message)
   assert.equal(r.status, 200)
   assert.equal(srv.stats.connections, 2)
-  await pool.close()
-  srv.server.close()
+  await close()
 })
 
 test('an idle connection is closed after keepAliveTimeout', async () => {
-  const srv = await rawServer((s) => s.write(OK))
-  const pool = new H1Pool(srv.origin, { ...OPTS, keepAliveTimeout: 150 })
+  const { srv, pool, close } = await poolOn((s) => s.write(OK), { keepAliveTimeout: 150 })
   assert.equal((await call(pool)).status, 200)
   assert.equal(pool.stats.connected, 1)
   for (let k = 0; k < 100 && srv.stats.open > 0; k++) await sleep(20)
@@ -162,8 +158,7 @@ test('an idle connection is closed after keepAliveTimeout', async () => {
   assert.equal(pool.stats.connected, 0)
   assert.equal((await call(pool)).status, 200, 'a new connection is opened afterwards')
   assert.equal(srv.stats.connections, 2)
-  await pool.close()
-  srv.server.close()
+  await close()
 })
 
 test('a refused connect fails every waiting request with ECONNREFUSED', async () => {
@@ -177,25 +172,21 @@ test('a refused connect fails every waiting request with ECONNREFUSED', async ()
 })
 
 test('no response head within headersTimeout: UND_ERR_HEADERS_TIMEOUT, and the connection is dropped', async () => {
-  const srv = await rawServer(() => {})
-  const pool = new H1Pool(srv.origin, { ...OPTS, headersTimeout: 200 })
+  const { srv, pool, close } = await poolOn(() => {}, { headersTimeout: 200 })
   const r = await call(pool)
   assert.equal(r.error?.code, 'UND_ERR_HEADERS_TIMEOUT')
   for (let k = 0; k < 50 && srv.stats.open > 0; k++) await sleep(20)
   assert.equal(srv.stats.open, 0)
-  await pool.close()
-  srv.server.close()
+  await close()
 })
 
 test('a body that stalls past bodyTimeout: UND_ERR_BODY_TIMEOUT after the bytes that came', async () => {
-  const srv = await rawServer((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc'))
-  const pool = new H1Pool(srv.origin, { ...OPTS, bodyTimeout: 200 })
+  const { pool, close } = await poolOn((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc'), { bodyTimeout: 200 })
   const r = await call(pool)
   assert.equal(r.status, 200)
   assert.equal(r.body.toString(), 'abc')
   assert.equal(r.error?.code, 'UND_ERR_BODY_TIMEOUT')
-  await pool.close()
-  srv.server.close()
+  await close()
 })
 
 test('a request body streams upstream: Content-Length as is, unknown length chunked, under backpressure', async () => {
@@ -248,55 +239,46 @@ test('a request body streams upstream: Content-Length as is, unknown length chun
 
 test('a head with more than 32 fields reaches the handler whole (llhttp flushes them early)', async () => {
   const fields = Array.from({ length: 70 }, (_, i) => `x-f${i}: v${i}\r\n`).join('')
-  const srv = await rawServer((s) => s.write(`HTTP/1.1 200 OK\r\n${fields}Content-Length: 2\r\n\r\nok`))
-  const pool = new H1Pool(srv.origin, OPTS)
+  const { pool, close } = await poolOn((s) => s.write(`HTTP/1.1 200 OK\r\n${fields}Content-Length: 2\r\n\r\nok`))
   const r = await call(pool)
   assert.equal(r.headers.length, 2 * 71)
   assert.deepEqual([r.headers[0], r.headers[1], r.headers[138], r.headers[139]], ['x-f0', 'v0', 'x-f69', 'v69'])
   assert.equal(r.headers[140]!.toLowerCase(), 'content-length')
-  await pool.close()
-  srv.server.close()
+  await close()
 })
 
 test('HEAD: the Content-Length of the response is not waited for, and the connection is reused', async () => {
-  const srv = await rawServer((s, head) => s.write(head.startsWith('HEAD') ? 'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n' : OK))
-  const pool = new H1Pool(srv.origin, OPTS)
+  const { srv, pool, close } = await poolOn((s, head) => s.write(head.startsWith('HEAD') ? 'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n' : OK))
   const h = await call(pool, { method: 'HEAD' })
   assert.equal(h.error, null)
   assert.equal(h.body.length, 0)
   const g = await call(pool)
   assert.equal(g.body.toString(), 'ok')
   assert.equal(srv.stats.connections, 1)
-  await pool.close()
-  srv.server.close()
+  await close()
 })
 
 test('an interim 103 response is skipped; the final response is the one delivered', async () => {
-  const srv = await rawServer((s) => s.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n' + OK))
-  const pool = new H1Pool(srv.origin, OPTS)
+  const { pool, close } = await poolOn((s) => s.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n' + OK))
   const r = await call(pool)
   assert.equal(r.status, 200)
   assert.equal(r.body.toString(), 'ok')
-  await pool.close()
-  srv.server.close()
+  await close()
 })
 
 test('bytes after a complete response (in the same read) drop the connection, the response stands', async () => {
-  const srv = await rawServer((s) => s.write(OK + 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nXX'))
-  const pool = new H1Pool(srv.origin, OPTS)
+  const { srv, pool, close } = await poolOn((s) => s.write(OK + 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nXX'))
   const r = await call(pool)
   assert.equal(r.error, null)
   assert.equal(r.body.toString(), 'ok')
   const r2 = await call(pool)
   assert.equal(r2.body.toString(), 'ok', 'the second request is not answered with the stray bytes')
   assert.equal(srv.stats.connections, 2)
-  await pool.close()
-  srv.server.close()
+  await close()
 })
 
 test('an upstream that answers before reading the request body: the response stands, the connection is not reused', async () => {
-  const srv = await rawServer((s) => s.write(OK))
-  const pool = new H1Pool(srv.origin, OPTS)
+  const { srv, pool, close } = await poolOn((s) => s.write(OK))
   const body = new Readable({ read() {} })
   body.push(Buffer.alloc(1000))
   const r = await call(pool, { method: 'POST', headers: ['content-length', '100000'], body })
@@ -305,14 +287,12 @@ test('an upstream that answers before reading the request body: the response sta
   body.destroy()
   assert.equal((await call(pool)).status, 200)
   assert.equal(srv.stats.connections, 2)
-  await pool.close()
-  srv.server.close()
+  await close()
 })
 
 test('pause: after onData returns false no more reads happen until resume', async () => {
   let sock: net.Socket | null = null
-  const srv = await rawServer((s) => { sock = s; s.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nab') })
-  const pool = new H1Pool(srv.origin, OPTS)
+  const { pool, close } = await poolOn((s) => { sock = s; s.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nab') })
   let resume: (() => void) | null = null
   let chunks = 0
   const p = call(pool, {}, {
@@ -328,13 +308,11 @@ test('pause: after onData returns false no more reads happen until resume', asyn
   sock!.write('ef')
   const r = await p
   assert.equal(r.body.toString(), 'abcdef')
-  await pool.close()
-  srv.server.close()
+  await close()
 })
 
 test('abort from onConnect writes nothing and keeps the connection; a late abort is a no-op', async () => {
-  const srv = await rawServer((s) => s.write(OK))
-  const pool = new H1Pool(srv.origin, OPTS)
+  const { srv, pool, close } = await poolOn((s) => s.write(OK))
   assert.equal((await call(pool)).status, 200)
   const aborted = await new Promise<Error>((resolve) => {
     pool.dispatch({ path: '/', method: 'GET', headers: [], body: null }, {
@@ -359,25 +337,21 @@ test('abort from onConnect writes nothing and keeps the connection; a late abort
   assert.equal((await call(pool)).status, 200, 'the next request on the connection is not hit by the late abort')
   assert.equal(srv.stats.heads.length, 4)
   assert.equal(srv.stats.connections, 1)
-  await pool.close()
-  srv.server.close()
+  await close()
 })
 
 test('a header value with CR/LF or a path beyond latin1 is refused before any connection (UND_ERR_INVALID_ARG)', async () => {
-  const srv = await rawServer((s) => s.write(OK))
-  const pool = new H1Pool(srv.origin, OPTS)
+  const { srv, pool, close } = await poolOn((s) => s.write(OK))
   assert.equal((await call(pool, { headers: ['x-a', 'b\r\nx-injected: 1'] })).error?.code, 'UND_ERR_INVALID_ARG')
   assert.equal((await call(pool, { path: '/\u4e2d' })).error?.code, 'UND_ERR_INVALID_ARG')
   assert.equal((await call(pool, { headers: ['bad name', 'x'] })).error?.code, 'UND_ERR_INVALID_ARG')
   assert.equal(srv.stats.connections, 0)
-  await pool.close()
-  srv.server.close()
+  await close()
 })
 
 test('close() lets the request in flight finish, then refuses new ones with UND_ERR_CLOSED', async () => {
   let sock: net.Socket | null = null
-  const srv = await rawServer((s) => { sock = s })
-  const pool = new H1Pool(srv.origin, OPTS)
+  const { srv, pool } = await poolOn((s) => { sock = s })
   const inFlight = call(pool)
   for (let k = 0; k < 100 && sock === null; k++) await sleep(10)
   let closed = false
@@ -398,8 +372,7 @@ test('closed connections are freed: 300 connections the upstream closed leave no
   // until it is closed; a soak run found every closed connection retained that way.
   v8.setFlagsFromString('--expose-gc')
   const gc = vm.runInNewContext('gc') as () => void
-  const srv = await rawServer((s) => { s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'); s.end() })
-  const pool = new H1Pool(srv.origin, OPTS)
+  const { srv, pool, close } = await poolOn((s) => { s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'); s.end() })
   const all = (pool as unknown as { all: Set<object> }).all
   const refs: Array<WeakRef<object>> = []
   for (let i = 0; i < 300; i++) {
@@ -408,8 +381,7 @@ test('closed connections are freed: 300 connections the upstream closed leave no
     assert.equal((await p).status, 200)
   }
   assert.equal(srv.stats.connections, 300)
-  await pool.close()
-  srv.server.close()
+  await close()
   await sleep(200) // past the timeout sweep, which forgets closed connections on its next tick
   gc()
   await sleep(10)

@@ -18,10 +18,9 @@
  */
 import net from 'node:net'
 import { HEAD_ONLY, HTTPParser, SKIP_BODY, type NodeHttpParser } from './http-parser.js'
-import type { DispatchHandler, DispatchOptions } from './dispatch.js'
+import { IDEMPOTENT, type DispatchHandler, type DispatchOptions } from './dispatch.js'
 import {
-  bodyTimeout, connectTimeout, headersTimeout, otherSideClosed, parseFailure, requestAborted,
-  unexpectedUpgrade, unsolicitedResponse,
+  bodyTimeout, connectTimeout, headersTimeout, otherSideClosed, parseFailure, requestAborted, unexpectedUpgrade,
 } from './errors.js'
 import { armSweep } from './timers.js'
 import { BodyWriter, type BodyWriterEvents } from './body-writer.js'
@@ -56,8 +55,6 @@ export const enum Wait { None = 0, Connect = 1, Head = 2, Body = 3, Idle = 4 }
 
 /** A request bound to a new connection (a retry): sent once it is up, failed if it cannot be. */
 export interface Bound { opts: DispatchOptions, handler: DispatchHandler, head: string, chunked: boolean }
-
-const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
 
 const EMPTY: string[] = []
 
@@ -421,17 +418,13 @@ export class H1Connection implements BodyWriterEvents {
     // Cut mid-head or mid-body: the connection's fault, whatever state llhttp was in (undici's code too).
     this.parser.finish()
     if (this.handler !== null) this.endRequest(otherSideClosed(), true)
-    else if (this.completed) { this.completed = false; this.handler = null }
     this.destroy()
   }
 
-  private onSocketError = (err: Error): void => {
-    if (this.garbage && this.handler === null) return
-    this.fail(err)
-  }
+  private onSocketError = (err: Error): void => { this.fail(err) }
 
   private onSocketClose = (): void => {
-    if (this.handler !== null) this.endRequest(this.garbage ? unsolicitedResponse() : otherSideClosed(), true)
+    if (this.handler !== null) this.endRequest(otherSideClosed(), true)
     else if (!this.connectReported) { this.connectReported = true; this.owner.onConnectFailed(this, otherSideClosed()) }
     this.destroy()
     // The native parser holds its JS object, and through the callbacks this connection,

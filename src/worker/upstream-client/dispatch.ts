@@ -6,6 +6,12 @@
  */
 import type { Readable } from 'node:stream'
 
+/**
+ * Idempotent methods (RFC 9110 §9.2.2): the ones a request may be repeated with when it
+ * failed before any answer (the client's keep-alive race, proxy.ts's `retries`).
+ */
+export const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
+
 export interface DispatchOptions {
   path: string
   method: string

@@ -30,8 +30,6 @@ export const invalidRequest = (what: string): UpstreamClientError =>
   new UpstreamClientError('UND_ERR_INVALID_ARG', what)
 export const unexpectedUpgrade = (): UpstreamClientError =>
   new UpstreamClientError('HPE_UNEXPECTED_UPGRADE', 'upstream switched protocols unasked')
-export const unsolicitedResponse = (): UpstreamClientError =>
-  new UpstreamClientError('HPE_UNSOLICITED_RESPONSE', 'upstream sent bytes after its response')
 
 /** llhttp's parse errors, renamed where undici has a code of its own for the case. */
 export function parseFailure(err: Error & { code: string }): UpstreamClientError {

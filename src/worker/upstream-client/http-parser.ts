@@ -16,24 +16,18 @@ export interface NodeHttpParser {
   execute(data: Buffer): number | (Error & { code: string, bytesParsed: number })
   /** At EOF: completes a response framed by the connection's end, or reports a truncated one. */
   finish(): undefined | (Error & { code: string })
-  /** Inside a callback: stop after the current element; `execute` returns the bytes taken so far. */
-  pause(): void
-  resume(): void
+  /** Frees the native parser, which otherwise keeps its JS object (and callbacks) alive. */
   close(): void
-  free(): void
-  remove(): void
   [k: number]: unknown
 }
 
 interface HTTPParserClass {
   new (): NodeHttpParser
-  REQUEST: number
   RESPONSE: number
   kOnHeaders: number
   kOnHeadersComplete: number
   kOnBody: number
   kOnMessageComplete: number
-  kOnExecute: number
   kLenientNone: number
 }
 
