@@ -102,6 +102,25 @@ describe('requestStart subscriber', () => {
     } finally { configureTracing(snap({ enabled: false })) }
   })
 
+  test('a new trace is sampled exactly when its own trace id passes the ratio (the flag agrees with the id sent)', () => {
+    configureTracing(snap({ sampling: 0.5 }))
+    try {
+      const bound = ratioBound(0.5)
+      let sampled = 0
+      for (let i = 0; i < 400; i++) {
+        const ex = fakeExchange(['accept', '*/*'])
+        channels.requestStart.publish(ex)
+        const tp = parseTraceparent(tpOf(ex.headers as string[])[0]!)!
+        const expected = traceIdWord(tp.traceId) < bound
+        assert.equal(tp.flags, expected ? 1 : 0, tp.traceId)
+        assert.equal(ex.trace !== null, expected)
+        if (expected) { sampled++; assert.equal((ex.trace as TraceRecord).traceId, tp.traceId) }
+      }
+      // Both outcomes occur (400 draws at 1/2: the chance of none is 2^-400).
+      assert.ok(sampled > 0 && sampled < 400, `${sampled} of 400 sampled`)
+    } finally { configureTracing(snap({ enabled: false })) }
+  })
+
   test('an incoming traceparent is replaced in place: same trace, our span id, flags kept', () => {
     configureTracing(snap({ sampling: 0 }))
     try {
