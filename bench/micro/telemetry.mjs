@@ -63,7 +63,7 @@ if (process.argv[2] === '--sink') {
       api, route: routes[k & 7], service, method: 'GET', url: `/orders/items/${k & 1023}`, query: '', upstreamPath: `/items/${k & 1023}`,
       host: 'gw.example:8080', hostname: 'gw.example', clientIp: '10.1.2.3', requestId: '6f1c1c1e-8a4e-4e0b-9a2b-1f2e3d4c5b6a',
       headers: ['host', 'gw.example:8080', 'user-agent', 'k6/0.52', 'accept', '*/*', 'x-forwarded-for', '10.1.2.3', 'x-forwarded-proto', 'http', 'x-request-id', '6f1c1c1e-8a4e-4e0b-9a2b-1f2e3d4c5b6a'],
-      bytesIn: 0, attempts: 1, outcome: null, decidedBy: null, consumer: null, trace: null, ended: false,
+      bytesIn: 0, attempts: 1, outcome: null, decidedBy: null, consumer: null, trace: null, traceparent: null, ended: false,
       down: { status: 200, bytesOut: 100, state: 2 }, upstreamOrigin: endpoint.origin, upstreamStatus: 200,
       startedAt: t - 0.4, upstreamStartedAt: t - 0.3, upstreamHeadersAt: t - 0.1, upstreamEndedAt: t - 0.05, endedAt: t,
     }

@@ -216,6 +216,7 @@ function onRequestStart(msg: unknown): void {
   if (seen === 1 && typeof incoming === 'string' && (flags = traceparentFlags(incoming)) >= 0) {
     value = continuedTraceparent(incoming)
     h[tp] = value
+    ex.traceparent = value
     if ((flags & 1) === 0) return
     const state = ts === -1 ? undefined : getHeader(h, 'tracestate')
     ex.trace = new TraceRecord(value.slice(3, 35), incoming.slice(36, 52), flags, typeof state === 'string' && state !== '' ? state : null, value.slice(36, 52))
@@ -225,6 +226,7 @@ function onRequestStart(msg: unknown): void {
   if (seen > 1) { removeHeader(h, 'traceparent'); tp = -1 }
   if (tp === -1) h.push('traceparent', value)
   else h[tp] = value
+  ex.traceparent = value
   // tracestate belongs to the traceparent it came with.
   if (ts !== -1) removeHeader(h, 'tracestate')
   if (nSampled) ex.trace = new TraceRecord(value.slice(3, 35), null, 1, null, value.slice(36, 52))
@@ -239,7 +241,7 @@ function onUpstreamStart(msg: unknown): void {
   if (id === null) {
     // A retry: a new client span, and the upstream hears about it.
     id = newSpanId()
-    putTraceparent(ex.headers, traceparent(t.traceId, id, t.flags))
+    putTraceparent(ex.headers, ex.traceparent = traceparent(t.traceId, id, t.flags))
   }
   t.nextClientSpanId = null
   t.clients.push(new ClientSpan(id, e.endpoint, ex.upstreamStartedAt, ex.attempts))

@@ -68,6 +68,8 @@ export class Exchange {
   upstreamStatus = 0
   /** Telemetry slot: the tracing subscriber keeps its span state here. */
   trace: unknown = null
+  /** The traceparent sent upstream, when tracing is on (tracing.ts: valid by construction). */
+  traceparent: string | null = null
   /** Error code or outcome that ended it, null for a proxied response. */
   outcome: string | null = null
 

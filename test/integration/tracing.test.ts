@@ -103,7 +103,7 @@ describe('tracing', () => {
   let dir: string
   let deadPort: number
 
-  function config(tracing: string): Record<string, string> {
+  function config(tracing: string, logging = '{ accessLogs: { enabled: false } }'): Record<string, string> {
     return {
       'api.yaml': apiYaml('t', port, '/t', `    all:
       service: s
@@ -121,7 +121,7 @@ metadata: { name: host }
 spec:
   workers: 1
   heartbeat: { intervalMs: 250, misses: 8 }
-  logging: { accessLogs: { enabled: false } }
+  logging: ${logging}
 ${tracing}`,
     }
   }
@@ -329,5 +329,25 @@ ${tracing}`,
     assert.equal(mine.up?.headers.tracestate, 'x=y')
     await sleep(1300)
     assert.equal(rx.spans.length, before)
+  })
+  test('the access log has the trace id the upstream received: new, continued or replacing an invalid one, sampled or not', async () => {
+    const logs = path.join(dir, 'logs')
+    await apply(config(`  tracing: { endpoint: "http://127.0.0.1:${rx.port}", sampling: 0 }
+`, `{ accessLogs: { enabled: true }, directory: ${JSON.stringify(logs)} }`))
+    const calls = [
+      await call('/t/log/new'),
+      await call('/t/log/continued', { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }),
+      await call('/t/log/invalid', { traceparent: '00-XYZ-00f067aa0ba902b7-01' }),
+    ]
+    const byId = new Map<string, string>()
+    for (const c of calls) byId.set(String(c.up?.headers['x-request-id']), parseTp(c.up?.headers.traceparent).traceId)
+    assert.equal([...byId.values()][1], '4bf92f3577b34da6a3ce929d0e0e4736')
+    const lines = await waitFor('3 access log lines', () => {
+      const file = path.join(logs, 'access.log')
+      if (!fs.existsSync(file)) return undefined
+      const ls = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('/t/log/')).map((l) => JSON.parse(l) as { requestId: string; traceId: string })
+      return ls.length >= 3 ? ls : undefined
+    }, 10_000, 50)
+    for (const l of lines) assert.equal(l.traceId, byId.get(l.requestId), `trace id logged for ${l.requestId}`)
   })
 })

@@ -45,6 +45,40 @@ describe('LogFile', () => {
     await f.close()
   })
 
+  test('multi-byte text, lines crossing slab boundaries and a line larger than a slab arrive byte for byte, in order', async () => {
+    const file = fresh()
+    // minLength 4096: slabs of 20 KiB, so this fills several while the first write is in flight.
+    const f = new LogFile(file, { minLength: 4096, flushIntervalMs: 20 })
+    const expected: string[] = []
+    const samples = ['plain ascii', 'café crème', '漢字とかな', 'emoji 🚀 and more 🛰️', '\u0000 escaped']
+    for (let i = 0; i < 400; i++) {
+      const l = `${i} ${samples[i % samples.length]!.repeat(1 + (i % 37))}\n`
+      expected.push(l)
+      assert.equal(f.write(l), true)
+      if (i === 200) { const big = `big ${'é'.repeat(30_000)}\n`; expected.push(big); assert.equal(f.write(big), true) }
+    }
+    await f.drained()
+    assert.equal(fs.readFileSync(file, 'utf8'), expected.join(''))
+    assert.equal(f.written, 401)
+    assert.equal(f.dropped, 0)
+    await f.close()
+  })
+
+  test('a multi-byte line that fits a slab in characters but not in bytes goes whole into the next slab', async () => {
+    // White-box: minLength 4096 makes slabs of 4096 + 16 KiB bytes. The first line starts a
+    // write; the filler then leaves 100 bytes of the next slab, and 61 characters of 'é'
+    // need 121.
+    const file = fresh()
+    const f = new LogFile(file, { minLength: 4096, flushIntervalMs: 20 })
+    const first = `${'a'.repeat(4095)}\n`
+    const filler = `${'b'.repeat(4096 + 16 * 1024 - 100 - 1)}\n`
+    const accented = `${'é'.repeat(60)}\n`
+    for (const l of [first, filler, accented, 'after\n']) assert.equal(f.write(l), true)
+    await f.drained()
+    assert.equal(fs.readFileSync(file, 'utf8'), first + filler + accented + 'after\n')
+    await f.close()
+  })
+
   test('a lone line is written after the flush interval without any further write', async () => {
     const file = fresh()
     const f = new LogFile(file, { minLength: 4096, flushIntervalMs: 30 })
@@ -120,7 +154,7 @@ function fakeExchange(over: Partial<Record<string, unknown>> = {}): Exchange {
     down: { status: 200, bytesOut: 321 }, bytesIn: 17,
     startedAt: t0, upstreamStartedAt: t0 + 1, upstreamHeadersAt: t0 + 5, upstreamEndedAt: t0 + 10, endedAt: t0 + 12.3456,
     upstreamOrigin: 'http://127.0.0.1:9000', upstreamStatus: 200, clientIp: '127.0.0.1',
-    consumer: null, decidedBy: null, outcome: null,
+    consumer: null, decidedBy: null, outcome: null, traceparent: null,
     ...over,
   } as unknown as Exchange
 }
