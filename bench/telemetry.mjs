@@ -10,7 +10,9 @@
 // wrk and the upstream (nginx) run on CPU 1. Scenarios alternate (off, metrics, all, off …)
 // so drift on a shared machine hits all of them; prints medians of req/s and of the worker's
 // CPU per request (/proc: all its threads, so log writes on the thread pool count), and
-// their ratios to off.
+// their ratios to off. A ratio is the median over rounds of (this scenario / that round's
+// off run): pairs measured a minute apart, so the machine's slow drift (runs here moved
+// ±10 % over a few minutes) cancels instead of landing in one scenario's median.
 //
 // By default ONE gateway runs all scenarios, switched by reload (telemetry is applied in
 // place, the worker stays): identical gateways started one after the other differ by up to
@@ -173,12 +175,18 @@ const results = Object.entries(runs).map(([scenario, rs]) => ({
   p99ms: median(rs.map((r) => r.p99)), non2xx: rs.reduce((n, r) => n + r.non2xx, 0),
   all: rs.map((r) => Math.round(r.rps)), allUs: rs.map((r) => +r.workerUsPerReq.toFixed(1)),
 }))
-const base = results[0]
+// Per-round ratios to that round's 'off' run, their median (see the header).
+const offRuns = runs[SCENARIOS[0]]
+for (const r of results) {
+  const rs = runs[r.scenario]
+  r.rpsRatio = +median(rs.map((x, i) => x.rps / offRuns[i].rps)).toFixed(3)
+  r.cpuRatio = +median(rs.map((x, i) => offRuns[i].workerUsPerReq / x.workerUsPerReq)).toFixed(3)
+}
 console.log(`\nsmall GET, 1 gateway worker on CPU 0, wrk -t1 -c${CONNECTIONS} -d${SECONDS}s on CPU 1, median of ${ROUNDS} alternating rounds, ` +
   (RESTART ? 'a fresh gateway per run' : 'one gateway switched by reload'))
 console.log('scenario   req/s     vs off   worker µs/req  vs off   p99 ms  non-2xx  runs (req/s | µs/req)')
 for (const r of results) {
-  console.log(`${r.scenario.padEnd(10)} ${String(r.rps).padStart(7)}   ${(r.rps / base.rps).toFixed(3).padStart(6)}   ${r.workerUsPerReq.toFixed(1).padStart(13)}  ${(base.workerUsPerReq / r.workerUsPerReq).toFixed(3).padStart(6)}` +
+  console.log(`${r.scenario.padEnd(10)} ${String(r.rps).padStart(7)}   ${r.rpsRatio.toFixed(3).padStart(6)}   ${r.workerUsPerReq.toFixed(1).padStart(13)}  ${r.cpuRatio.toFixed(3).padStart(6)}` +
     `   ${r.p99ms.toFixed(2).padStart(6)}  ${String(r.non2xx).padStart(7)}  ${r.all.join(' ')} | ${r.allUs.join(' ')}`)
 }
 // Proof the 'all' scenario did its work: spans reached the sink and access lines were written.

@@ -61,17 +61,28 @@ function str(s: string): string {
 
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}/
 
-// "2024-05-01T12:00:00." changes once per second; only the milliseconds change per line.
+// Per line, the pieces of the line are few and precomputed where they can be: every piece
+// is a node of the string V8 must flatten when the line is encoded, and flattening costs
+// per node (measured: a 35-piece line ~300 ns to flatten and encode, 8 pieces ~220 ns).
+
+/** "000" … "999": milliseconds and fractions as one piece each. */
+const DIGITS3: readonly string[] = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'))
+/** ".000" … ".999" */
+const FRACTION3: readonly string[] = DIGITS3.map((d) => `.${d}`)
+/** `123Z","requestId":` for each millisecond. */
+const MILLIS_TO_ID: readonly string[] = DIGITS3.map((d) => `${d}Z","requestId":`)
+
+// `{"time":"2024-05-01T12:00:00.` changes once per second; only the milliseconds change per line.
 let cachedSecond = -1
-let cachedPrefix = ''
-function isoTime(ms: number): string {
+let cachedHead = ''
+/** `{"time":"<ISO 8601 UTC>","requestId":` of an epoch millisecond time. */
+function timeHead(ms: number): string {
   const sec = Math.floor(ms / 1000)
   if (sec !== cachedSecond) {
     cachedSecond = sec
-    cachedPrefix = new Date(sec * 1000).toISOString().slice(0, 20)
+    cachedHead = `{"time":"${new Date(sec * 1000).toISOString().slice(0, 20)}`
   }
-  const frac = Math.floor(ms - sec * 1000)
-  return `${cachedPrefix}${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}Z`
+  return cachedHead + MILLIS_TO_ID[Math.floor(ms - sec * 1000)]!
 }
 
 /**
@@ -83,9 +94,11 @@ function ms3(x: number): string {
   const us = Math.round(x * 1000)
   if (us < 0) return String(us / 1000)
   const whole = Math.floor(us / 1000)
-  const frac = us - whole * 1000
-  return `${whole}${frac < 10 ? '.00' : frac < 100 ? '.0' : '.'}${frac}`
+  return whole + FRACTION3[us - whole * 1000]!
 }
+
+/** The end of a line without consumer, policy decision or outcome (most lines). */
+const PLAIN_TAIL = ',"consumer":null,"decidedBy":null,"outcome":null}\n'
 
 /**
  * `,"api":…,"route":…` of a route (or of an API, for exchanges no route matched): config
@@ -140,7 +153,7 @@ export function formatAccessLine(ex: Exchange, query: ReadonlySet<string> | null
   const up = ex.upstreamStartedAt
   // Not escaped, because they cannot need it: the method is one of nine uppercase tokens,
   // the client address is normalised IP text, the upstream a URL origin from the config.
-  let line = `{"time":"${isoTime(now - duration)}","requestId":${str(ex.requestId)}` +
+  let line = timeHead(now - duration) + str(ex.requestId) +
     `,"traceId":${traceId === null ? 'null' : `"${traceId}"`}${apiRoutePart(ex)}` +
     `,"method":"${ex.method}","path":${str(ex.url)}`
   if (query !== null) line += `,"query":${ex.query === '' ? 'null' : str(redactQuery(ex.query, query))}`
@@ -151,9 +164,10 @@ export function formatAccessLine(ex: Exchange, query: ReadonlySet<string> | null
     `,"upstreamMs":${up > 0 && ex.upstreamEndedAt >= up ? ms3(ex.upstreamEndedAt - up) : 'null'}` +
     `,"upstreamHeadersMs":${up > 0 && ex.upstreamHeadersAt >= up ? ms3(ex.upstreamHeadersAt - up) : 'null'}` +
     `,"clientIp":"${ex.clientIp}","userAgent":${ua === null ? 'null' : str(ua)}` +
-    `,"consumer":${ex.consumer === null ? 'null' : str(ex.consumer)}` +
-    `,"decidedBy":${ex.decidedBy === null ? 'null' : str(ex.decidedBy)}` +
-    `,"outcome":${ex.outcome === null ? 'null' : str(ex.outcome)}}\n`
+    (ex.consumer === null && ex.decidedBy === null && ex.outcome === null ? PLAIN_TAIL
+      : `,"consumer":${ex.consumer === null ? 'null' : str(ex.consumer)}` +
+        `,"decidedBy":${ex.decidedBy === null ? 'null' : str(ex.decidedBy)}` +
+        `,"outcome":${ex.outcome === null ? 'null' : str(ex.outcome)}}\n`)
 }
 
 /** Lowercase names of the query parameters to redact: the fixed list plus api-key policies' names. */
