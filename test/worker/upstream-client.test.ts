@@ -161,6 +161,24 @@ test('an idle connection is closed after keepAliveTimeout', async () => {
   await close()
 })
 
+test('a connection that connects after its request went elsewhere is closed after keepAliveTimeout, unused', async () => {
+  // Under load the pool opens a connection for a queued request, and a busy connection
+  // that frees up first takes it; the new one then connects to nothing. White-box: open
+  // one with nobody waiting. The upstream never closes a connection that carried no request.
+  const { srv, pool, close } = await poolOn((s) => s.write(OK), { keepAliveTimeout: 150 })
+  try {
+    ;(pool as unknown as { open(): void }).open()
+    for (let k = 0; k < 100 && srv.stats.connections === 0; k++) await sleep(10)
+    assert.equal(srv.stats.connections, 1)
+    for (let k = 0; k < 100 && srv.stats.open > 0; k++) await sleep(20)
+    assert.equal(srv.stats.open, 0, 'the unused connection was closed')
+    assert.equal(pool.stats.connected, 0)
+    assert.equal((await call(pool)).status, 200)
+  } finally {
+    await close()
+  }
+})
+
 test('a refused connect fails every waiting request with ECONNREFUSED', async () => {
   const srv = await rawServer(() => {})
   srv.server.close()

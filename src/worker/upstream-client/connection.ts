@@ -401,7 +401,13 @@ export class H1Connection implements BodyWriterEvents {
   private onConnect = (): void => {
     this.connected = true
     this.connectReported = true
-    this.wait = Wait.None
+    // Idle until the pool hands it a request (send() replaces this wait). A connection
+    // opened for a request that another connection took meanwhile goes to the idle list
+    // unused, and must time out like any idle one: the upstream never closes a connection
+    // that never carried a request (Node's keepAliveTimeout starts after a response), so
+    // without this deadline it stayed open for good (found by bench/soak.mjs).
+    this.wait = Wait.Idle
+    this.deadline = performance.now() + this.settings.keepAliveTimeoutMs
     this.owner.onReady(this)
   }
 
