@@ -5,7 +5,7 @@
 // channels and the real metrics, access-log and tracing modules, with
 //   off      no subscriber
 //   metrics  the worker metrics registry
-//   log      one access-log line per request to a file (64 KiB batches, async writes)
+//   log      one access-log line per request to a file (256 KiB batches, async writes)
 //   trace    tracing at 1 % sampling, spans exported to an OTLP/HTTP sink (a child process)
 //   all      the three together
 // CPU is process.cpuUsage() (all threads: the log file's thread-pool writes count), over
