@@ -251,6 +251,16 @@ export function tcpBytes(port) {
 
 // ---- process sampling from /proc (soak, slowloris) ----
 
+/** Lines in a file, read in pieces: a log from one run can exceed the largest string V8 makes (512 MiB). */
+export function countLines(file) {
+  let lines = 0
+  const fd = fs.openSync(file, 'r')
+  const buf = Buffer.allocUnsafe(1 << 20)
+  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) for (let i = buf.indexOf(10); i !== -1 && i < n; i = buf.indexOf(10, i + 1)) lines++
+  fs.closeSync(fd)
+  return lines
+}
+
 /** VmRSS of a process in KiB, or null when it is gone. */
 export function rssKiB(pid) {
   try { return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) } catch { return null }

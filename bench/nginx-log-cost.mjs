@@ -13,7 +13,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { cleanup, freePort, opt, parseWrk, procTicks, CLK_TCK, requireTools, sleep, startNginxUpstream, tmp, waitHttp } from './lib.mjs'
+import { cleanup, countLines, freePort, opt, parseWrk, procTicks, CLK_TCK, requireTools, sleep, startNginxUpstream, tmp, waitHttp } from './lib.mjs'
 
 const SECONDS = opt('seconds', 5)
 const CONNECTIONS = opt('connections', 50)
@@ -57,16 +57,6 @@ function wrk(url) {
     c.stdout.on('data', (d) => { out += d })
     c.on('exit', (code) => (code === 0 ? resolve(parseWrk(out)) : reject(new Error(`wrk exited ${code}`))))
   })
-}
-
-/** Lines in a file, read in pieces (a run writes hundreds of MB). */
-function countLines(file) {
-  let n = 0
-  const fd = fs.openSync(file, 'r')
-  const buf = Buffer.allocUnsafe(1 << 20)
-  for (let k; (k = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) for (let i = buf.indexOf(10); i !== -1 && i < k; i = buf.indexOf(10, i + 1)) n++
-  fs.closeSync(fd)
-  return n
 }
 
 const runs = { off: [], on: [] }

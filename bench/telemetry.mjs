@@ -28,7 +28,7 @@ import fs from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
-import { cleanup, freePort, flag, gatewayPids, opt, parseWrk, procTicks, CLK_TCK, requireTools, root, start, startNginxUpstream, tmp, waitHttp, sleep, writeBenchConfig } from './lib.mjs'
+import { cleanup, countLines, freePort, flag, gatewayPids, opt, parseWrk, procTicks, CLK_TCK, requireTools, root, start, startNginxUpstream, tmp, waitHttp, sleep, writeBenchConfig } from './lib.mjs'
 
 const args = process.argv.slice(2)
 const SECONDS = opt('seconds', 5)
@@ -114,16 +114,6 @@ async function measure(scenario, worker) {
   result.workerUsPerReq = ((t1 - t0) / CLK_TCK) * 1e6 / result.total
   runs[scenario].push(result)
   if (LOG.has(scenario)) emptyAccessLog(scenario)
-}
-
-/** Lines in a file, counted in pieces: a run writes more than the largest string V8 can make (512 MiB). */
-function countLines(file) {
-  let lines = 0
-  const fd = fs.openSync(file, 'r')
-  const buf = Buffer.allocUnsafe(1 << 20)
-  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) for (let i = buf.indexOf(10); i !== -1 && i < n; i = buf.indexOf(10, i + 1)) lines++
-  fs.closeSync(fd)
-  return lines
 }
 
 /**
