@@ -30,6 +30,7 @@ import type { Snapshot } from '../config/snapshot.js'
 import type { Exchange } from '../worker/exchange.js'
 import { LogFile } from './log-file.js'
 import * as channels from './channels.js'
+import { traceparentFlags } from './tracing.js'
 import type { Logger } from './runtime-log.js'
 
 /** File name of the access log inside `logging.directory`. */
@@ -58,8 +59,6 @@ const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/
 function str(s: string): string {
   return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`
 }
-
-const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}/
 
 // Per line, the pieces of the line are few and precomputed where they can be: every piece
 // is a node of the string V8 must flatten when the line is encoded, and flattening costs
@@ -148,7 +147,7 @@ export function formatAccessLine(ex: Exchange, query: ReadonlySet<string> | null
   for (let i = 0; i < h.length; i += 2) {
     const k = h[i]
     if (k === 'user-agent') { const v = h[i + 1]; if (typeof v === 'string') ua = v.length > MAX_UA ? v.slice(0, MAX_UA) : v }
-    else if (sent === null && k === 'traceparent') { const v = h[i + 1]; if (typeof v === 'string' && TRACEPARENT.test(v)) traceId = v.slice(3, 35) }
+    else if (sent === null && k === 'traceparent') { const v = h[i + 1]; if (typeof v === 'string' && traceparentFlags(v) >= 0) traceId = v.slice(3, 35) }
   }
   const up = ex.upstreamStartedAt
   // Not escaped, because they cannot need it: the method is one of nine uppercase tokens,

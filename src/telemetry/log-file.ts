@@ -148,9 +148,10 @@ export class LogFile {
     return true
   }
 
+  /** After a line, or a write that finished: start the next write if enough waits, else arm the deadline. */
   private afterWrite(): void {
-    if (this.inflightFd !== -1) return
-    if (this.used >= this.minLength || this.queue.length > 0) this.flush()
+    if (this.inflightFd !== -1 || (this.used === 0 && this.queue.length === 0)) return
+    if (this.used >= this.minLength || this.queue.length > 0 || this.closed) this.flush()
     else if (this.timer === null) this.timer = setTimeout(this.onTimer, this.flushIntervalMs).unref()
   }
 
@@ -201,10 +202,7 @@ export class LogFile {
       }
       this.inflightFd = -1
       if (fd !== this.fd) fs.close(fd, noop) // reopened while this write was in flight
-      if (this.queue.length > 0 || this.used > 0) {
-        if (this.queue.length > 0 || this.used >= this.minLength || this.closed) this.flush()
-        else if (this.timer === null) this.timer = setTimeout(this.onTimer, this.flushIntervalMs).unref()
-      }
+      this.afterWrite()
       if (this.inflightFd === -1 && this.idleWaiters.length > 0) {
         const waiters = this.idleWaiters
         this.idleWaiters = []
@@ -217,7 +215,7 @@ export class LogFile {
 
   /** Keeps one spare slab (two in use at most: one filling, one in flight). */
   private recycle(c: Chunk): void {
-    if (c.slab !== null && this.spare.length === 0 && c.slab.length === this.slabSize) this.spare.push(c.slab)
+    if (c.slab !== null && this.spare.length === 0) this.spare.push(c.slab)
   }
 
   /** Resolves once everything buffered so far has been handed to the kernel. */

@@ -218,7 +218,7 @@ function onRequestStart(msg: unknown): void {
     h[tp] = value
     ex.traceparent = value
     if ((flags & 1) === 0) return
-    const state = ts === -1 ? undefined : getHeader(h, 'tracestate')
+    const state = ts === -1 ? undefined : h[ts]
     ex.trace = new TraceRecord(value.slice(3, 35), incoming.slice(36, 52), flags, typeof state === 'string' && state !== '' ? state : null, value.slice(36, 52))
     return
   }

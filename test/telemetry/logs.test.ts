@@ -180,6 +180,14 @@ describe('access log line', () => {
     assert.equal(line.includes('s3cret'), false)
   })
 
+  test('a client traceparent is logged only when valid (W3C: no all-zero ids, no version ff)', () => {
+    const traceIdOf = (tp: string): unknown => (JSON.parse(formatAccessLine(fakeExchange({ headers: ['traceparent', tp] }), null)) as Record<string, unknown>).traceId
+    assert.equal(traceIdOf('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'), '0af7651916cd43dd8448eb211c80319c')
+    assert.equal(traceIdOf(`00-${'0'.repeat(32)}-b7ad6b7169203331-01`), null)
+    assert.equal(traceIdOf('ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'), null)
+    assert.equal(traceIdOf('00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01'), null)
+  })
+
   test('a rejected, unrouted exchange has nulls where nothing happened', () => {
     const o = JSON.parse(formatAccessLine(fakeExchange({
       route: null, upstreamStartedAt: 0, upstreamHeadersAt: 0, upstreamEndedAt: 0, upstreamOrigin: null, upstreamStatus: 0,
